@@ -1,0 +1,25 @@
+#!/bin/sh
+# Installs the Debian 12 packages Yard needs to build, test and demo,
+# when they are missing and we are root. Idempotent and quiet when all
+# are present; as non-root it only reports what is missing.
+set -eu
+PKGS="build-essential cmake pkg-config clang libclang-rt-dev
+libzmq3-dev libczmq-dev libmsgpack-dev libhiredis-dev zlib1g-dev
+libjansson-dev libxxhash-dev libcmocka-dev redis-server valgrind
+python3 python3-zmq python3-msgpack python3-pytest"
+missing=""
+for p in $PKGS; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+    echo "install-deps: missing packages:$missing (run as root to install)" >&2
+    exit 1
+fi
+echo "install-deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
