@@ -1,0 +1,355 @@
+/*  broker.h — yard-broker's internal types, shared by its files.
+
+    The broker is one event loop over one ROUTER socket (clients and workers
+    alike; the header frame says which) plus a signalfd. It owns four kinds
+    of object, each in its own file:
+
+        broker_task_t     a task from SUBMIT until it is answered  (task.c)
+        broker_service_t  per-service queues, workers, metrics      (service.c)
+        broker_worker_t   a registered worker and what it holds     (worker.c)
+        broker_client_t   a client identity and its reply outbox    (client.c)
+
+    and broker.c ties them together: the loop, message handling, dispatch,
+    timers and shutdown. Indexes are yard_map_t tables keyed by seeded
+    xxHash of the routing id (and task id), so a peer cannot aim collisions
+    at them. Every timer is on the monotonic clock. Nothing here blocks.
+*/
+#ifndef YARD_BROKER_H
+#define YARD_BROKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#include "yard_heap.h"
+#include "yard_hist.h"
+#include "yard_map.h"
+#include "yard_proto.h"
+#include "yard_rand.h"
+
+/* ---- Tunables ------------------------------------------------------------ */
+
+#define BROKER_DEFAULT_ENDPOINT "tcp://127.0.0.1:5555"
+#define BROKER_DEFAULT_EVENTS "tcp://127.0.0.1:5556"
+#define BROKER_DEFAULT_MAX_QUEUE 100000u /*  waiting tasks per service     */
+#define BROKER_DEFAULT_GRACE_MS 10000u   /*  SIGTERM drain budget          */
+#define BROKER_MAX_LOSSES 3       /*  worker losses before a task fails    */
+#define BROKER_RETRY_CAP_MS 30000 /*  longest retry backoff                 */
+#define BROKER_RETRY_JITTER 0.2   /*  +-20% on retry backoff                */
+#define BROKER_RECV_BURST                                                      \
+    1024 /*  messages read per loop turn before                                \
+             timers and dispatch get their turn   */
+#define BROKER_CLIENT_IDLE_MS                                                  \
+    60000                           /*  forget a client idle this long with    \
+                                        nothing outstanding                */
+#define BROKER_REJECT_RETRY_MS 1000 /*  retry_after_ms hint on queue full  */
+#define BROKER_PRIORITIES (YARD_MAX_PRIORITY + 1)
+
+/* ---- Types ----------------------------------------------------------------
+ */
+
+typedef struct broker_task broker_task_t;
+typedef struct broker_service broker_service_t;
+typedef struct broker_worker broker_worker_t;
+typedef struct broker_client broker_client_t;
+typedef struct broker broker_t;
+
+/*  Where a task is in its life. */
+typedef enum {
+    TASK_QUEUED,   /*  in its service's priority queue                    */
+    TASK_DELAYED,  /*  waiting out a retry backoff (timer holds ready_at) */
+    TASK_INFLIGHT, /*  held by a worker                                   */
+    TASK_ORPHAN,   /*  answered (timeout/cancel) but a worker still holds
+                       it: kept only so its slot is freed when the worker
+                       reports, and so it is not counted twice            */
+} broker_task_state_t;
+
+struct broker_task {
+    yard_heap_node_t timer;       /*  deadline, or retry ready time if sooner */
+    broker_task_t *prev, *next;   /*  links in a service queue                */
+    broker_task_t *wprev, *wnext; /*  links in the holding worker's list    */
+    broker_client_t *client;      /*  who submitted it (NULL once orphaned)   */
+    broker_service_t *service; /*  its service                              */
+    broker_worker_t *worker;   /*  holder while in flight / orphaned       */
+    uint64_t job;              /*  dispatch handle, 0 when not dispatched  */
+    uint64_t id_hash;          /*  hash of (client identity, id)           */
+    int64_t accepted_us;       /*  when the broker took it                 */
+    int64_t deadline_us;       /*  accepted_us + timeout                   */
+    int64_t ready_us;          /*  TASK_DELAYED: when it may run again     */
+    int64_t dispatched_us;     /*  when the current attempt was sent       */
+    uint64_t queue_us;         /*  total time spent queued, all attempts   */
+    uint32_t backoff_ms;       /*  retry base delay                        */
+    uint8_t retries;           /*  retries allowed (0..16)                 */
+    uint8_t attempts;          /*  dispatches made                         */
+    uint8_t losses;            /*  times its worker was lost               */
+    uint8_t priority;          /*  0..9                                    */
+    uint8_t state;             /*  broker_task_state_t                     */
+    uint8_t id_len;            /*  bytes of id (1..128)                    */
+    uint32_t payload_len;      /*  bytes of payload                        */
+    uint32_t headers_len;      /*  bytes of raw msgpack headers map        */
+    uint8_t data[];            /*  id, payload, headers, back to back      */
+};
+
+/*  Counters per service (and in total). */
+typedef struct {
+    uint64_t submitted; /*  tasks accepted into the service                */
+    uint64_t completed; /*  answered ok                                    */
+    uint64_t failed;    /*  answered error after retries                   */
+    uint64_t timed_out; /*  answered timeout                               */
+    uint64_t rejected;  /*  answered rejected (queue full)                 */
+    uint64_t retried;   /*  re-queued after an error                       */
+    uint64_t cancelled; /*  answered cancelled                             */
+    uint64_t lost;      /*  re-dispatches caused by a lost worker          */
+    uint64_t shutdown;  /*  answered shutdown                              */
+} broker_counters_t;
+
+struct broker_service {
+    char name[YARD_MAX_SERVICE + 1]; /*  NUL-terminated service name      */
+    size_t name_len;                 /*  its length                        */
+    uint64_t hash;                   /*  hash of the name                  */
+    broker_task_t *head[BROKER_PRIORITIES]; /*  FIFO per priority          */
+    broker_task_t *tail[BROKER_PRIORITIES];
+    size_t queued;             /*  tasks in the queues                       */
+    size_t delayed;            /*  tasks waiting out a retry backoff         */
+    size_t in_flight;          /*  tasks held by workers (not orphans)       */
+    broker_worker_t **workers; /*  registered workers of this service        */
+    size_t nworkers;           /*  how many                                  */
+    size_t workers_cap;        /*  allocated slots                           */
+    size_t spare;              /*  sum of spare capacity over its workers    */
+    bool dispatch_pending;     /*  on the broker's dispatch list             */
+    broker_service_t *next_dispatch; /*  dispatch list link                  */
+    broker_counters_t counters;      /*  its metrics                         */
+    yard_hist_t latency;             /*  submit-to-reply of ok tasks, in us  */
+};
+
+struct broker_worker {
+    uint8_t identity[255];     /*  ROUTER routing id                        */
+    size_t identity_len;       /*  its length                               */
+    uint64_t hash;             /*  hash of the identity                     */
+    broker_service_t *service; /*  the service it serves                    */
+    char name[64];             /*  human name from READY, may be empty      */
+    uint32_t pid;              /*  pid from READY, 0 if not given           */
+    uint32_t capacity;         /*  tasks it may hold (0 = draining)         */
+    uint32_t in_flight;        /*  tasks it holds, orphans included         */
+    int64_t last_seen_us;      /*  last message from it                     */
+    int64_t last_sent_us;      /*  last message to it                       */
+    broker_task_t *tasks;      /*  list of tasks it holds (wnext links)     */
+    uint64_t done;             /*  results received from it                 */
+};
+
+struct broker_client {
+    uint8_t identity[255];  /*  ROUTER routing id                          */
+    size_t identity_len;    /*  its length                                 */
+    uint64_t hash;          /*  hash of the identity                       */
+    size_t tasks;           /*  tasks of this client not yet answered      */
+    int64_t last_seen_us;   /*  last message from it                       */
+    msgpack_sbuffer outbox; /*  encoded RESULT bodies waiting to be sent   */
+    size_t out_count;       /*  bodies in the outbox                       */
+    size_t out_ends[YARD_MAX_BATCH]; /*  end offset of each body            */
+    broker_client_t *next_dirty;     /*  link in the flush list             */
+    bool dirty;                      /*  on the flush list                  */
+};
+
+/*  Settings, resolved from flags > environment > defaults by main. */
+typedef struct {
+    const char *endpoint;  /*  ROUTER bind endpoint                         */
+    const char *events;    /*  XPUB bind endpoint (event bus issue)         */
+    uint32_t max_queue;    /*  waiting tasks per service                    */
+    uint32_t grace_ms;     /*  SIGTERM drain budget                         */
+    uint32_t heartbeat_ms; /*  heartbeat interval                           */
+    uint32_t liveness;     /*  intervals of silence before a worker is lost */
+} broker_config_t;
+
+struct broker {
+    broker_config_t config;   /*  settings                                   */
+    void *ctx;                /*  ZeroMQ context                             */
+    void *router;             /*  tasks endpoint, clients and workers        */
+    void *xpub;               /*  events endpoint                            */
+    int signal_fd;            /*  signalfd for SIGTERM/SIGINT, -1 if none    */
+    uint64_t seed;            /*  hash seed, random per process              */
+    yard_rand_t rng;          /*  jitter                                     */
+    yard_decoder_t *decoder;  /*  reused for every body                      */
+    yard_wire_msg_t *msg;     /*  reused receive buffer                      */
+    msgpack_sbuffer scratch;  /*  reused encode buffer for replies            */
+    msgpack_sbuffer taskbuf;  /*  reused encode buffer for TASK batches      */
+    yard_map_t *services;     /*  name hash -> broker_service_t              */
+    yard_map_t *workers;      /*  identity hash -> broker_worker_t           */
+    yard_map_t *clients;      /*  identity hash -> broker_client_t           */
+    yard_map_t *tasks_by_id;  /*  (client, id) hash -> live task             */
+    yard_map_t *tasks_by_job; /* job -> dispatched task (incl. orphans)     */
+    yard_heap_t *timers;      /*  task deadlines and retry times             */
+    uint64_t next_job;        /*  next dispatch handle                       */
+    broker_service_t *dispatch_list; /*  services with work to hand out     */
+    broker_client_t *dirty_clients;  /*  clients with replies to flush      */
+    broker_counters_t totals;        /*  counters not tied to one service   */
+    uint64_t invalid;          /*  bodies answered invalid                    */
+    uint64_t malformed;        /*  messages answered ERROR                    */
+    uint64_t duplicates;       /*  SUBMITs ignored as duplicates              */
+    uint64_t stale_results;    /*  worker results for unknown jobs            */
+    int64_t started_us;        /*  monotonic start time                       */
+    int64_t next_heartbeat_us; /*  next heartbeat/liveness sweep            */
+    bool draining;             /*  SIGTERM received                           */
+    int64_t drain_deadline_us; /*  when draining ends                       */
+    bool stop;                 /*  leave the loop                             */
+};
+
+/* ---- broker.c ------------------------------------------------------------ */
+
+/*  Creates a broker bound to config's endpoints; NULL (and a logged reason)
+    if a socket cannot be bound. */
+broker_t *broker_new(const broker_config_t *config);
+
+/*  Destroys the broker, freeing every object. Idempotent. */
+void broker_destroy(broker_t **self_p);
+
+/*  Runs the event loop until shutdown completes. Returns 0. */
+int broker_run(broker_t *self);
+
+/*  Marks a service as having work to dispatch at the end of this turn. */
+void broker_want_dispatch(broker_t *self, broker_service_t *service);
+
+/*  Queues a reply body for a task's client (sent at the end of the turn)
+    and frees the task. status/error/payload describe the outcome. */
+void broker_answer(broker_t *self, broker_task_t *task, yard_status_t status,
+                   const void *payload, size_t payload_len, const char *error,
+                   size_t error_len, uint64_t run_us);
+
+/*  Unlinks an answered (or silently cancelled) task from the id index,
+    the timers and its client, and frees it -- or, if a worker still holds
+    it, keeps it as an orphan until the worker reports. */
+void broker_forget(broker_t *self, broker_task_t *task);
+
+/*  Queues a reply to a client for a task that never became a broker_task_t
+    (rejected, invalid, shutdown, admin). */
+void broker_reply(broker_t *self, broker_client_t *client,
+                  const yard_result_t *result);
+
+/* ---- task.c ----------------------------------------------------------------
+ */
+
+/*  Allocates a task holding copies of id, payload and headers. */
+broker_task_t *task_new(const yard_submit_t *submit);
+
+/*  Frees a task (must be unlinked from every structure). */
+void task_free(broker_task_t *task);
+
+/*  Accessors for the variable part. */
+static inline const uint8_t *task_id(const broker_task_t *t)
+{
+    return t->data;
+}
+static inline const uint8_t *task_payload(const broker_task_t *t)
+{
+    return t->data + t->id_len;
+}
+static inline const uint8_t *task_headers(const broker_task_t *t)
+{
+    return t->data + t->id_len + t->payload_len;
+}
+
+/*  Bytes a task occupies (for memory reports). */
+size_t task_memory(const broker_task_t *task);
+
+/* ---- service.c -------------------------------------------------------------
+ */
+
+/*  Finds or creates a service by name; NULL if out of memory. */
+broker_service_t *service_require(broker_t *self, const uint8_t *name,
+                                  size_t len);
+
+/*  Finds a service; NULL if unknown. */
+broker_service_t *service_lookup(broker_t *self, const uint8_t *name,
+                                 size_t len);
+
+/*  Destroys a service (its queues must be empty). */
+void service_destroy(broker_service_t *service);
+
+/*  Appends (or, with front, prepends) a task to its priority queue. */
+void service_enqueue(broker_service_t *service, broker_task_t *task,
+                     bool front);
+
+/*  Removes a queued task from its queue. */
+void service_unlink(broker_service_t *service, broker_task_t *task);
+
+/*  Pops the highest-priority, oldest task; NULL if none. */
+broker_task_t *service_pop(broker_service_t *service);
+
+/*  Adds / removes a worker to / from a service's list. */
+int service_add_worker(broker_service_t *service, broker_worker_t *worker);
+void service_remove_worker(broker_service_t *service, broker_worker_t *worker);
+
+/*  The least-loaded worker with spare capacity, and how many workers have
+    spare capacity; NULL if none. */
+broker_worker_t *service_pick_worker(broker_service_t *service,
+                                     size_t *with_spare);
+
+/* ---- worker.c --------------------------------------------------------------
+ */
+
+/*  Spare capacity of a worker. */
+static inline uint32_t worker_spare(const broker_worker_t *w)
+{
+    return w->capacity > w->in_flight ? w->capacity - w->in_flight : 0;
+}
+
+/*  Handles one message from a worker (already header-checked). */
+void worker_handle(broker_t *self, yard_wire_msg_t *msg, int64_t now);
+
+/*  Declares a worker gone: re-queues or fails every task it held, unlinks
+    and frees it. reason is for the log. */
+void worker_lost(broker_t *self, broker_worker_t *worker, const char *reason);
+
+/*  Sends a worker a bodiless command (HEARTBEAT, DISCONNECT). */
+void worker_send_simple(broker_t *self, broker_worker_t *worker, yard_cmd_t cmd,
+                        int64_t now);
+
+/*  Sends CANCEL {job} for a task the worker holds. */
+void worker_send_cancel(broker_t *self, broker_worker_t *worker, uint64_t job,
+                        int64_t now);
+
+/*  Detaches a task from its worker's list (not touching counters). */
+void worker_detach(broker_worker_t *worker, broker_task_t *task);
+
+/*  Sends up to n tasks from the service queue to a worker in one TASK
+    message. Returns how many were sent. */
+size_t worker_dispatch(broker_t *self, broker_worker_t *worker, size_t n,
+                       int64_t now);
+
+/* ---- client.c --------------------------------------------------------------
+ */
+
+/*  Finds or creates the client record for a routing id. */
+broker_client_t *client_require(broker_t *self, const uint8_t *identity,
+                                size_t len, int64_t now);
+
+/*  Handles one message from a client (already header-checked). */
+void client_handle(broker_t *self, broker_client_t *client,
+                   yard_wire_msg_t *msg, int64_t now);
+
+/*  Appends an encoded body to a client's outbox (flushing if full). */
+void client_queue_body(broker_t *self, broker_client_t *client,
+                       const void *data, size_t len);
+
+/*  Sends every dirty client's outbox as one RESULT message each. */
+void client_flush_all(broker_t *self);
+
+/*  Frees a client record (caller unlinks it from the map). */
+void client_free(broker_client_t *client);
+
+/*  Drops clients idle past BROKER_CLIENT_IDLE_MS with nothing pending. */
+void client_sweep(broker_t *self, int64_t now);
+
+/* ---- stats.c ---------------------------------------------------------------
+ */
+
+/*  Builds the admin "stats" JSON; returns a malloc'd string or NULL. */
+char *stats_json(broker_t *self, int64_t now);
+
+/*  Sends an ERROR body to a peer. */
+void broker_send_error(broker_t *self, const uint8_t *identity,
+                       size_t identity_len, int err, const char *message,
+                       const yard_bytes_t *id);
+
+#endif

@@ -1,0 +1,165 @@
+/*  stats.c — the admin service's "stats" answer: broker, totals, per
+    service counters with latency percentiles from the histograms, workers
+    and memory, as one JSON object (jansson). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "broker.h"
+
+static void s_add_counters(broker_counters_t *sum, const broker_counters_t *c)
+{
+    sum->submitted += c->submitted;
+    sum->completed += c->completed;
+    sum->failed += c->failed;
+    sum->timed_out += c->timed_out;
+    sum->rejected += c->rejected;
+    sum->retried += c->retried;
+    sum->cancelled += c->cancelled;
+    sum->lost += c->lost;
+    sum->shutdown += c->shutdown;
+}
+
+static json_t *s_latency(const yard_hist_t *h)
+{
+    return json_pack(
+        "{s:I, s:I, s:I, s:I, s:I}", "avg", (json_int_t)yard_hist_mean(h),
+        "p50", (json_int_t)yard_hist_percentile(h, 50), "p95",
+        (json_int_t)yard_hist_percentile(h, 95), "p99",
+        (json_int_t)yard_hist_percentile(h, 99), "max", (json_int_t)h->max);
+}
+
+static json_t *s_block(const broker_counters_t *c, size_t queued,
+                       size_t in_flight, size_t workers, const yard_hist_t *h)
+{
+    json_t *o = json_pack(
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+        "submitted", (json_int_t)c->submitted, "completed",
+        (json_int_t)c->completed, "failed", (json_int_t)c->failed, "timed_out",
+        (json_int_t)c->timed_out, "rejected", (json_int_t)c->rejected,
+        "retried", (json_int_t)c->retried, "cancelled",
+        (json_int_t)c->cancelled, "lost", (json_int_t)c->lost, "shutdown",
+        (json_int_t)c->shutdown, "queued", (json_int_t)queued, "in_flight",
+        (json_int_t)in_flight, "workers", (json_int_t)workers);
+    if (o)
+        json_object_set_new(o, "latency_us", s_latency(h));
+    return o;
+}
+
+typedef struct {
+    json_t *services;        /*  name -> block                          */
+    broker_counters_t total; /*  summed counters                         */
+    yard_hist_t *latency;    /*  merged histogram                        */
+    size_t queued, in_flight, workers; /*  summed gauges                 */
+} s_walk_t;
+
+static void s_service(void *value, void *arg)
+{
+    broker_service_t *s = value;
+    s_walk_t *walk = arg;
+    uint64_t capacity = 0;
+    for (size_t i = 0; i < s->nworkers; i++)
+        capacity += s->workers[i]->capacity;
+    json_t *o = s_block(&s->counters, s->queued + s->delayed, s->in_flight,
+                        s->nworkers, &s->latency);
+    if (o) {
+        json_object_set_new(o, "capacity", json_integer((json_int_t)capacity));
+        json_object_set_new(walk->services, s->name, o);
+    }
+    s_add_counters(&walk->total, &s->counters);
+    yard_hist_merge(walk->latency, &s->latency);
+    walk->queued += s->queued + s->delayed;
+    walk->in_flight += s->in_flight;
+    walk->workers += s->nworkers;
+}
+
+typedef struct {
+    json_t *list; /*  array of worker objects */
+    int64_t now;  /*  for last_seen_ms        */
+} s_wlist_t;
+
+static void s_worker(void *value, void *arg)
+{
+    broker_worker_t *w = value;
+    s_wlist_t *wl = arg;
+    char hex[2 * sizeof(w->identity) + 1];
+    for (size_t i = 0; i < w->identity_len; i++)
+        snprintf(hex + 2 * i, 3, "%02x", w->identity[i]);
+    hex[2 * w->identity_len] = 0;
+    json_t *o = json_pack(
+        "{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "service", w->service->name,
+        "id", hex, "name", w->name, "pid", (json_int_t)w->pid, "capacity",
+        (json_int_t)w->capacity, "in_flight", (json_int_t)w->in_flight, "done",
+        (json_int_t)w->done, "last_seen_ms",
+        (json_int_t)((wl->now - w->last_seen_us) / 1000));
+    if (o)
+        json_array_append_new(wl->list, o);
+}
+
+static long s_rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, rss = 0;
+    if (!f)
+        return 0;
+    if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+        rss = 0;
+    fclose(f);
+    return rss * sysconf(_SC_PAGESIZE);
+}
+
+char *stats_json(broker_t *self, int64_t now)
+{
+    yard_hist_t *latency = malloc(sizeof(*latency));
+    json_t *root = json_object();
+    json_t *services = json_object();
+    json_t *workers = json_array();
+    char *text = NULL;
+    if (!latency || !root || !services || !workers)
+        goto done;
+    yard_hist_reset(latency);
+    s_walk_t walk;
+    memset(&walk, 0, sizeof(walk));
+    walk.services = services;
+    walk.latency = latency;
+    s_add_counters(&walk.total, &self->totals);
+    yard_map_each(self->services, s_service, &walk);
+    s_wlist_t wl = {workers, now};
+    yard_map_each(self->workers, s_worker, &wl);
+
+    json_object_set_new(
+        root, "broker",
+        json_pack("{s:s, s:I, s:I, s:b, s:I, s:I, s:I, s:I}", "version",
+                  YARD_VERSION_STRING, "pid", (json_int_t)getpid(), "uptime_ms",
+                  (json_int_t)((now - self->started_us) / 1000), "draining",
+                  self->draining, "invalid", (json_int_t)self->invalid,
+                  "malformed", (json_int_t)self->malformed, "duplicates",
+                  (json_int_t)self->duplicates, "stale_results",
+                  (json_int_t)self->stale_results));
+    json_object_set_new(root, "total",
+                        s_block(&walk.total, walk.queued, walk.in_flight,
+                                walk.workers, latency));
+    json_object_set_new(root, "services", services);
+    services = NULL;
+    json_object_set_new(root, "workers", workers);
+    workers = NULL;
+    json_object_set_new(
+        root, "memory",
+        json_pack("{s:I, s:I, s:I, s:I, s:I}", "rss_bytes",
+                  (json_int_t)s_rss_bytes(), "tasks",
+                  (json_int_t)yard_map_size(self->tasks_by_id), "clients",
+                  (json_int_t)yard_map_size(self->clients), "timers",
+                  (json_int_t)yard_heap_size(self->timers), "index_bytes",
+                  (json_int_t)(yard_map_memory(self->tasks_by_id) +
+                               yard_map_memory(self->tasks_by_job))));
+    text = json_dumps(root, JSON_COMPACT);
+done:
+    json_decref(services);
+    json_decref(workers);
+    json_decref(root);
+    free(latency);
+    return text;
+}
