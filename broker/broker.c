@@ -79,6 +79,10 @@ broker_t *broker_new(const broker_config_t *config)
     self->signal_fd = -1;
     yard_rand_seed_os(&self->rng);
     self->seed = yard_rand_next(&self->rng);
+    //  Job handles start at a random point per boot so a result from a
+    //  worker that served a previous broker cannot match a new job; kept
+    //  below 2^53 so JavaScript peers echo them exactly.
+    self->next_job = (yard_rand_next(&self->rng) & 0x7FFFFFFFull) << 21;
     self->decoder = yard_decoder_new();
     self->msg = malloc(sizeof(*self->msg));
     msgpack_sbuffer_init(&self->scratch);
@@ -160,8 +164,12 @@ void broker_destroy(broker_t **self_p)
     yard_decoder_destroy(&self->decoder);
     msgpack_sbuffer_destroy(&self->scratch);
     msgpack_sbuffer_destroy(&self->taskbuf);
-    if (self->router)
+    if (self->router) {
+        //  Let the final DISCONNECTs to workers leave before closing.
+        int linger = 500;
+        zmq_setsockopt(self->router, ZMQ_LINGER, &linger, sizeof(linger));
         zmq_close(self->router);
+    }
     if (self->xpub)
         zmq_close(self->xpub);
     if (self->ctx)
