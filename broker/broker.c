@@ -238,7 +238,7 @@ void broker_forget(broker_t *self, broker_task_t *task)
     yard_heap_remove(self->timers, &task->timer);
     client->tasks--;
     task->client = NULL;
-    if (task->state == TASK_INFLIGHT) {
+    if (task->state == TASK_INFLIGHT && task->worker) {
         //  The worker still holds it: keep the task until its result
         //  frees the slot, but it is answered and no longer counted.
         task->state = TASK_ORPHAN;

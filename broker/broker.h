@@ -150,6 +150,8 @@ struct broker_client {
     size_t out_ends[YARD_MAX_BATCH]; /*  end offset of each body            */
     broker_client_t *next_dirty;     /*  link in the flush list             */
     bool dirty;                      /*  on the flush list                  */
+    bool fresh; /*  created by the message being handled: a HEARTBEAT from
+                    a client we never saw means we restarted under it     */
 };
 
 /*  Settings, resolved from flags > environment > defaults by main. */

@@ -53,6 +53,7 @@ broker_client_t *client_require(broker_t *self, const uint8_t *identity,
     c->identity_len = len;
     c->hash = hash;
     c->last_seen_us = now;
+    c->fresh = true;
     msgpack_sbuffer_init(&c->outbox);
     if (yard_map_put(self->clients, hash, c) != 0) {
         free(c);
@@ -305,6 +306,8 @@ static void s_cancel_all(broker_t *self, broker_client_t *c, int64_t now)
 void client_handle(broker_t *self, broker_client_t *c, yard_wire_msg_t *msg,
                    int64_t now)
 {
+    if (msg->cmd != YARD_CMD_HEARTBEAT)
+        c->fresh = false;
     switch (msg->cmd) {
     case YARD_CMD_SUBMIT:
         for (size_t i = 0; i < msg->nbodies; i++) {
@@ -347,8 +350,14 @@ void client_handle(broker_t *self, broker_client_t *c, yard_wire_msg_t *msg,
         }
         return;
     case YARD_CMD_HEARTBEAT:
+        //  A client only heartbeats while it waits for tasks. If we have
+        //  never seen it, we restarted and lost them: DISCONNECT tells it
+        //  to re-send now instead of waiting for silence.
         yard_wire_send(self->router, c->identity, c->identity_len,
-                       YARD_ROLE_BROKER, YARD_CMD_HEARTBEAT, NULL, 0, 0);
+                       YARD_ROLE_BROKER,
+                       c->fresh ? YARD_CMD_DISCONNECT : YARD_CMD_HEARTBEAT,
+                       NULL, 0, 0);
+        c->fresh = false;
         return;
     case YARD_CMD_DISCONNECT:
         //  The client is going away: nobody wants its results, so stop

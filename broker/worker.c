@@ -179,6 +179,7 @@ static void s_handle_result(broker_t *self, broker_worker_t *w,
         task_free(task);
         return;
     }
+    task->state = TASK_QUEUED; //  no longer held; answered or re-queued next
     service->in_flight--;
     uint64_t run_us =
         result->run_us ? result->run_us : (uint64_t)(now - task->dispatched_us);
@@ -300,6 +301,7 @@ void worker_lost(broker_t *self, broker_worker_t *w, const char *reason)
         if (task->state == TASK_ORPHAN)
             task_free(task);
         else {
+            task->state = TASK_QUEUED; //  held by nobody now
             service->in_flight--;
             task->losses++;
             service->counters.lost++;
