@@ -1,0 +1,106 @@
+/*  cli.h — shared pieces of the `yard` command-line tool: global settings,
+    exit codes, the task flags several commands share, and the commands.
+
+    Exit codes (documented in `yard --help`):
+        0  success
+        1  the task failed: status error or invalid (batch: any task not ok)
+        2  usage error: unknown command or flag, bad number, bad input
+        3  timeout
+        4  rejected or circuit_open
+        5  cancelled or shutdown
+        6  broker unreachable: not a single message from it
+      130  interrupted (SIGINT/SIGTERM); the tasks in flight are cancelled */
+#ifndef YARD_CLI_H
+#define YARD_CLI_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "yard_client.h"
+
+enum {
+    CLI_EXIT_OK = 0,
+    CLI_EXIT_FAILED = 1,
+    CLI_EXIT_USAGE = 2,
+    CLI_EXIT_TIMEOUT = 3,
+    CLI_EXIT_REJECTED = 4,
+    CLI_EXIT_CANCELLED = 5,
+    CLI_EXIT_UNREACHABLE = 6,
+    CLI_EXIT_INTERRUPTED = 130,
+};
+
+/*  Without any word from the broker for this long, a command that waits
+    on one task reports it unreachable (a live broker answers our
+    heartbeat within one interval, so this is generous). */
+#define CLI_UNREACHABLE_MS 5000
+
+/*  Settings from the global flags and the environment. */
+typedef struct {
+    const char *broker; /*  task endpoint: --broker > YARD_BROKER > default */
+    const char *events; /*  event endpoint (accepted, not used yet)        */
+} cli_global_t;
+
+/*  Task flags shared by submit and batch, parsed into client options. */
+typedef struct {
+    yard_submit_opts_t opts; /*  what the client library gets           */
+    const char *headers[2 * YARD_MAX_HEADERS + 1]; /* key, value, ..., NULL */
+    char *header_text[YARD_MAX_HEADERS];           /* copies split at '=' */
+    size_t nheaders; /*  --header flags seen                    */
+} cli_task_flags_t;
+
+/*  getopt_long codes of the shared task flags. */
+enum {
+    CLI_OPT_TIMEOUT = 0x100,
+    CLI_OPT_RETRIES,
+    CLI_OPT_BACKOFF,
+    CLI_OPT_PRIORITY,
+    CLI_OPT_HEADER,
+    CLI_OPT_ID,
+    CLI_OPT_WINDOW,
+    CLI_OPT_JSON,
+};
+
+/*  Applies one shared task flag. Returns 0, or CLI_EXIT_USAGE after
+    printing why on stderr (cmd names the command in the message). */
+int cli_task_flag(const char *cmd, int opt, const char *arg,
+                  cli_task_flags_t *flags);
+
+/*  Frees the copies made by cli_task_flag. */
+void cli_task_flags_free(cli_task_flags_t *flags);
+
+/*  Prints "yard <cmd>: unknown option ..." for the getopt_long failure at
+    argv[optind - 1] and returns CLI_EXIT_USAGE. */
+int cli_bad_option(const char *cmd, char **argv, int opt);
+
+/*  Checks a service name (1..YARD_MAX_SERVICE of [A-Za-z0-9._:-]); prints
+    why not and returns CLI_EXIT_USAGE, or returns 0. */
+int cli_check_service(const char *cmd, const char *service);
+
+/*  Exit code for a task status (0 for YARD_OK). */
+int cli_exit_for_status(yard_status_t status);
+
+/*  Creates a client on g->broker, or prints why not and returns NULL. */
+yard_client_t *cli_client_new(const cli_global_t *g);
+
+/*  True once SIGINT or SIGTERM arrived (handlers installed by main). */
+bool cli_interrupted(void);
+
+/*  The commands: argv[0] is the command name. Each returns an exit code. */
+int cli_submit(const cli_global_t *g, int argc, char **argv);
+int cli_batch(const cli_global_t *g, int argc, char **argv);
+int cli_stats(const cli_global_t *g, int argc, char **argv);
+
+/*  Shared by submit and stats: waits for task id's reply, telling an
+    unreachable broker (CLI_EXIT_UNREACHABLE after CLI_UNREACHABLE_MS of
+    total silence) from a slow one. Sets *reply or returns an exit code
+    after printing why. */
+int cli_wait_one(yard_client_t *client, const cli_global_t *g, const char *id,
+                 yard_reply_t **reply);
+
+/*  Prints "yard: <status>: <error>" for a failed reply and returns its
+    exit code. */
+int cli_report_failure(const yard_reply_t *reply);
+
+#endif

@@ -1,0 +1,206 @@
+/*  cli_stats.c — `yard stats [--json]`: asks the broker for its metrics
+    (service yard.admin, payload "stats"; the JSON layout is in
+    proto/BEHAVIOUR-draft.md "Admin") and prints them either as one
+    compact JSON object on one line, or as tables for people. The table
+    code reads fields leniently ("-" for what is missing) so an older or
+    newer broker still prints. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "yard_config.h"
+
+#define S_DEFAULT_TIMEOUT_MS 5000
+
+static void s_stats_usage(FILE *out)
+{
+    fputs("usage: yard stats [--json] [--timeout MS]\n"
+          "\n"
+          "Prints the broker's metrics: per service submitted, completed,\n"
+          "failed, timeouts, rejected, queued, in flight, workers and "
+          "latency\n"
+          "percentiles, then the workers.\n"
+          "\n"
+          "  --json         print the broker's JSON as one line instead\n"
+          "  --timeout MS   how long to wait for the broker, 1..86400000\n"
+          "                 (default 5000)\n",
+          out);
+}
+
+/*  Writes an integer field of obj (or "-") right-aligned in width. */
+static void s_cell(const json_t *obj, const char *key, int width)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (json_is_integer(v))
+        printf(" %*lld", width, (long long)json_integer_value(v));
+    else if (json_is_real(v))
+        printf(" %*.0f", width, json_real_value(v));
+    else
+        printf(" %*s", width, "-");
+}
+
+/*  Writes a latency in microseconds as a short human figure. */
+static void s_latency(const json_t *metrics, const char *key, int width)
+{
+    const json_t *v =
+        json_object_get(json_object_get(metrics, "latency_us"), key);
+    char text[32];
+    if (!json_is_number(v))
+        snprintf(text, sizeof(text), "-");
+    else {
+        double us = json_number_value(v);
+        if (us < 1000)
+            snprintf(text, sizeof(text), "%.0fus", us);
+        else if (us < 1000000)
+            snprintf(text, sizeof(text), "%.1fms", us / 1000);
+        else
+            snprintf(text, sizeof(text), "%.2fs", us / 1000000);
+    }
+    printf(" %*s", width, text);
+}
+
+static void s_service_row(const char *name, const json_t *m)
+{
+    printf("%-20.20s", name);
+    s_cell(m, "submitted", 10);
+    s_cell(m, "completed", 10);
+    s_cell(m, "failed", 7);
+    s_cell(m, "timed_out", 8);
+    s_cell(m, "rejected", 8);
+    s_cell(m, "queued", 7);
+    s_cell(m, "in_flight", 9);
+    s_cell(m, "workers", 7);
+    s_latency(m, "p50", 8);
+    s_latency(m, "p99", 8);
+    putchar('\n');
+}
+
+static const char *s_text(const json_t *obj, const char *key)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    return s ? s : "-";
+}
+
+static void s_print_tables(const json_t *root)
+{
+    const json_t *broker = json_object_get(root, "broker");
+    if (json_is_object(broker)) {
+        printf("broker %s pid", s_text(broker, "version"));
+        s_cell(broker, "pid", 0);
+        printf(" uptime_ms");
+        s_cell(broker, "uptime_ms", 0);
+        if (json_is_true(json_object_get(broker, "draining")))
+            printf(" DRAINING");
+        printf("\n\n");
+    }
+    printf("%-20s %10s %10s %7s %8s %8s %7s %9s %7s %8s %8s\n", "SERVICE",
+           "SUBMITTED", "COMPLETED", "FAILED", "TIMEOUTS", "REJECTED", "QUEUED",
+           "IN-FLIGHT", "WORKERS", "P50", "P99");
+    const json_t *services = json_object_get(root, "services");
+    const char *name;
+    const json_t *m;
+    json_object_foreach((json_t *)services, name, m) s_service_row(name, m);
+    const json_t *total = json_object_get(root, "total");
+    if (json_is_object(total))
+        s_service_row("(total)", total);
+
+    const json_t *workers = json_object_get(root, "workers");
+    printf("\n%-20s %-32s %-20s %8s %9s %9s\n", "WORKER SERVICE", "ID", "NAME",
+           "CAPACITY", "IN-FLIGHT", "SEEN(ms)");
+    size_t i;
+    const json_t *w;
+    json_array_foreach(workers, i, w)
+    {
+        printf("%-20.20s %-32.32s %-20.20s", s_text(w, "service"),
+               s_text(w, "id"), s_text(w, "name"));
+        s_cell(w, "capacity", 8);
+        s_cell(w, "in_flight", 9);
+        s_cell(w, "last_seen_ms", 9);
+        putchar('\n');
+    }
+    if (json_array_size(workers) == 0)
+        printf("(no workers)\n");
+}
+
+int cli_stats(const cli_global_t *g, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"json", no_argument, NULL, CLI_OPT_JSON},
+        {"timeout", required_argument, NULL, CLI_OPT_TIMEOUT},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    bool as_json = false;
+    uint32_t timeout_ms = S_DEFAULT_TIMEOUT_MS;
+    yard_client_t *client = NULL;
+    yard_reply_t *reply = NULL;
+    json_t *root = NULL;
+    int rc = 0, opt;
+    optind = 0; /*  glibc: full re-initialisation for a new argv */
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        if (opt == 'h') {
+            s_stats_usage(stdout);
+            return CLI_EXIT_OK;
+        }
+        if (opt == CLI_OPT_JSON)
+            as_json = true;
+        else if (opt == CLI_OPT_TIMEOUT) {
+            if (yard_parse_u32(optarg, 1, YARD_MAX_TIMEOUT_MS, &timeout_ms)) {
+                fprintf(stderr,
+                        "yard stats: --timeout wants a whole number in "
+                        "1..%u, not '%s'\n",
+                        (unsigned)YARD_MAX_TIMEOUT_MS, optarg);
+                return CLI_EXIT_USAGE;
+            }
+        } else
+            return cli_bad_option("stats", argv, opt);
+    }
+    if (optind != argc) {
+        fprintf(stderr, "yard stats: unexpected argument '%s'\n", argv[optind]);
+        return CLI_EXIT_USAGE;
+    }
+    if (!(client = cli_client_new(g)))
+        return CLI_EXIT_USAGE;
+    yard_submit_opts_t opts = {.timeout_ms = timeout_ms};
+    char id[YARD_CLIENT_ID_MAX];
+    int err = yard_client_submit(client, YARD_ADMIN_SERVICE, "stats", 5, &opts,
+                                 id, sizeof(id));
+    if (err) {
+        fprintf(stderr, "yard stats: %s\n", yard_strerror(err));
+        rc = CLI_EXIT_FAILED;
+        goto done;
+    }
+    if ((rc = cli_wait_one(client, g, id, &reply)) != 0)
+        goto done;
+    if (reply->status != YARD_OK) {
+        rc = cli_report_failure(reply);
+        goto done;
+    }
+    json_error_t jerr;
+    root =
+        json_loadb((const char *)reply->payload, reply->payload_len, 0, &jerr);
+    if (!json_is_object(root)) {
+        fprintf(stderr,
+                "yard stats: the broker's answer is not a JSON "
+                "object: %s\n",
+                root ? "another JSON value" : jerr.text);
+        rc = CLI_EXIT_FAILED;
+        goto done;
+    }
+    if (as_json) {
+        if (json_dumpf(root, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER) != 0 ||
+            fputc('\n', stdout) == EOF)
+            rc = CLI_EXIT_FAILED;
+    } else
+        s_print_tables(root);
+    if (fflush(stdout) != 0)
+        rc = CLI_EXIT_FAILED;
+done:
+    json_decref(root);
+    yard_reply_destroy(&reply);
+    yard_client_destroy(&client);
+    return rc;
+}
