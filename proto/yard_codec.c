@@ -1,0 +1,798 @@
+/*  yard_codec.c — msgpack bodies <-> the C structs of yard_proto.h.
+
+    One table per message lists its fields in canonical wire order with
+    their kind and limits. The same table drives decoding (type, range,
+    required, duplicate checks), encoding (which fields to write, in which
+    order: canonical order is what makes the vectors byte-exact) and the
+    validation an encoder does before it writes, so decoder and encoder
+    cannot drift apart.
+
+    Decoding trusts nothing: yard_msgpack_check walks the bytes first (no
+    allocation, bounded counts and depth), then msgpack_unpack builds the
+    object tree in the decoder's zone, which is cleared, not freed, per
+    call. str and bin objects are views into the caller's buffer, and so
+    are the yard_bytes_t fields we hand out. */
+#include "yard_proto.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/*  First zone chunk: large enough that an ordinary body (a dozen fields
+    and a full headers map, about 2 KiB of objects) never makes the zone
+    allocate again after the first decode. */
+#define S_ZONE_CHUNK (16u * 1024)
+
+struct _yard_decoder_t {
+    msgpack_zone zone; /*  object tree of the last decode; cleared per call */
+};
+
+/* ---- Field tables ------------------------------------------------------ */
+
+typedef enum {
+    K_STR,     /*  msgpack str, length min..max (else RANGE)              */
+    K_SERVICE, /*  K_STR limited to [A-Za-z0-9._:-]                        */
+    K_TEXT,    /*  msgpack str, length <= max (else TOO_LARGE)            */
+    K_PAYLOAD, /*  bin or str on decode, bin on encode; present if ptr    */
+    K_U8,      /*  unsigned integer min..max into a uint8_t               */
+    K_U32,     /*  ... into a uint32_t                                    */
+    K_U64,     /*  ... into a uint64_t                                    */
+    K_BOOL,    /*  msgpack bool; written only when true                   */
+    K_STATUS,  /*  str, one of the wire status names                      */
+    K_HEADERS, /*  map str->str, kept as the raw bytes of the map         */
+    K_MAP,     /*  any map, kept as raw bytes (reserved fields)           */
+} s_kind_t;
+
+/*  Encoder role bits: which encoder writes a field (RESULT and CANCEL
+    write different fields for different senders). */
+#define S_CLIENT 1u
+#define S_WORKER 2u
+#define S_BROKER 4u
+#define S_ANY (S_CLIENT | S_WORKER | S_BROKER)
+
+typedef struct {
+    const char *key;   /*  wire key                                        */
+    uint8_t klen;      /*  strlen(key)                                     */
+    uint8_t kind;      /*  s_kind_t                                        */
+    uint8_t required;  /*  role bits for which the field must be present:  */
+                       /*  S_ANY also makes the decoder require it         */
+    uint8_t roles;     /*  role bits whose encoder writes the field        */
+    uint16_t offset;   /*  offsetof the field in the struct                */
+    uint64_t min, max; /*  length (str kinds) or value (numbers) limits    */
+    uint64_t dflt;     /*  value when absent (SUBMIT numbers); not written */
+} s_field_t;
+
+typedef struct {
+    const s_field_t *fields;
+    size_t nfields;
+    size_t size;   /*  sizeof the struct                               */
+    int either[2]; /*  field indices of which one at least is required */
+                   /*  on decode, or -1                                */
+} s_msg_t;
+
+#define F(key, kind, req, roles, type, member, min, max, dflt)                 \
+    {                                                                          \
+        key, sizeof(key) - 1, kind, req, roles,                                \
+            (uint16_t)offsetof(type, member), (min), (max), (dflt)             \
+    }
+
+static const s_field_t s_submit_fields[] = {
+    F("id", K_STR, S_ANY, S_ANY, yard_submit_t, id, 1, YARD_MAX_ID, 0),
+    F("service", K_SERVICE, S_ANY, S_ANY, yard_submit_t, service, 1,
+      YARD_MAX_SERVICE, 0),
+    F("payload", K_PAYLOAD, 0, S_ANY, yard_submit_t, payload, 0,
+      YARD_MAX_PAYLOAD, 0),
+    F("timeout_ms", K_U32, 0, S_ANY, yard_submit_t, timeout_ms, 1,
+      YARD_MAX_TIMEOUT_MS, YARD_DEFAULT_TIMEOUT_MS),
+    F("retries", K_U32, 0, S_ANY, yard_submit_t, retries, 0, YARD_MAX_RETRIES,
+      YARD_DEFAULT_RETRIES),
+    F("backoff_ms", K_U32, 0, S_ANY, yard_submit_t, backoff_ms, 0,
+      YARD_MAX_BACKOFF_MS, YARD_DEFAULT_BACKOFF_MS),
+    F("priority", K_U8, 0, S_ANY, yard_submit_t, priority, 0, YARD_MAX_PRIORITY,
+      YARD_DEFAULT_PRIORITY),
+    F("headers", K_HEADERS, 0, S_ANY, yard_submit_t, headers, 0, 0, 0),
+    F("cache", K_MAP, 0, S_ANY, yard_submit_t, cache, 0, 0, 0),
+    F("fallback", K_TEXT, 0, S_ANY, yard_submit_t, fallback, 0, YARD_MAX_ERROR,
+      0),
+};
+
+static const s_field_t s_task_fields[] = {
+    F("job", K_U64, S_ANY, S_ANY, yard_task_t, job, 1, UINT64_MAX, 0),
+    F("id", K_STR, S_ANY, S_ANY, yard_task_t, id, 1, YARD_MAX_ID, 0),
+    F("service", K_SERVICE, S_ANY, S_ANY, yard_task_t, service, 1,
+      YARD_MAX_SERVICE, 0),
+    F("payload", K_PAYLOAD, 0, S_ANY, yard_task_t, payload, 0, YARD_MAX_PAYLOAD,
+      0),
+    F("timeout_ms", K_U32, 0, S_ANY, yard_task_t, timeout_ms, 0,
+      YARD_MAX_TIMEOUT_MS, 0),
+    F("attempt", K_U32, 0, S_ANY, yard_task_t, attempt, 0, UINT32_MAX, 0),
+    F("headers", K_HEADERS, 0, S_ANY, yard_task_t, headers, 0, 0, 0),
+};
+
+static const s_field_t s_result_fields[] = {
+    F("job", K_U64, S_WORKER, S_WORKER, yard_result_t, job, 1, UINT64_MAX, 0),
+    F("id", K_STR, S_BROKER, S_BROKER, yard_result_t, id, 1, YARD_MAX_ID, 0),
+    F("status", K_STATUS, S_ANY, S_ANY, yard_result_t, status, 0, 0, 0),
+    F("payload", K_PAYLOAD, 0, S_ANY, yard_result_t, payload, 0,
+      YARD_MAX_PAYLOAD, 0),
+    F("error", K_TEXT, 0, S_ANY, yard_result_t, error, 0, YARD_MAX_ERROR, 0),
+    F("cached", K_BOOL, 0, S_BROKER, yard_result_t, cached, 0, 1, 0),
+    F("attempts", K_U32, 0, S_BROKER, yard_result_t, attempts, 0, UINT32_MAX,
+      0),
+    F("queue_us", K_U64, 0, S_BROKER, yard_result_t, queue_us, 0, UINT64_MAX,
+      0),
+    F("run_us", K_U64, 0, S_ANY, yard_result_t, run_us, 0, UINT64_MAX, 0),
+    F("total_us", K_U64, 0, S_BROKER, yard_result_t, total_us, 0, UINT64_MAX,
+      0),
+    F("retry_after_ms", K_U32, 0, S_BROKER, yard_result_t, retry_after_ms, 0,
+      UINT32_MAX, 0),
+};
+
+static const s_field_t s_ready_fields[] = {
+    F("service", K_SERVICE, S_ANY, S_ANY, yard_ready_t, service, 1,
+      YARD_MAX_SERVICE, 0),
+    F("capacity", K_U32, S_ANY, S_ANY, yard_ready_t, capacity, 0,
+      YARD_MAX_CAPACITY, 0),
+    /*  name and version are free text, but bounded: the broker keeps
+        them for as long as the worker lives and shows them in stats. */
+    F("name", K_STR, 0, S_ANY, yard_ready_t, name, 0, YARD_MAX_ID, 0),
+    F("pid", K_U32, 0, S_ANY, yard_ready_t, pid, 0, UINT32_MAX, 0),
+    F("version", K_STR, 0, S_ANY, yard_ready_t, version, 0, YARD_MAX_ID, 0),
+};
+
+static const s_field_t s_cancel_fields[] = {
+    F("id", K_STR, S_CLIENT, S_CLIENT, yard_cancel_t, id, 1, YARD_MAX_ID, 0),
+    F("job", K_U64, S_BROKER, S_BROKER, yard_cancel_t, job, 1, UINT64_MAX, 0),
+};
+
+static const s_field_t s_error_fields[] = {
+    F("code", K_STR, S_ANY, S_ANY, yard_error_t, code, 1, YARD_MAX_HEADER_KEY,
+      0),
+    F("message", K_TEXT, 0, S_ANY, yard_error_t, message, 0, YARD_MAX_ERROR, 0),
+    F("id", K_STR, 0, S_ANY, yard_error_t, id, 1, YARD_MAX_ID, 0),
+};
+
+#define NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
+
+static const s_msg_t s_submit_msg = {
+    s_submit_fields, NFIELDS(s_submit_fields), sizeof(yard_submit_t), {-1, -1}};
+static const s_msg_t s_task_msg = {
+    s_task_fields, NFIELDS(s_task_fields), sizeof(yard_task_t), {-1, -1}};
+/*  RESULT: job (from a worker) or id (from the broker), at least one. */
+static const s_msg_t s_result_msg = {
+    s_result_fields, NFIELDS(s_result_fields), sizeof(yard_result_t), {0, 1}};
+static const s_msg_t s_ready_msg = {
+    s_ready_fields, NFIELDS(s_ready_fields), sizeof(yard_ready_t), {-1, -1}};
+/*  CANCEL: id (from a client) or job (from the broker), at least one. */
+static const s_msg_t s_cancel_msg = {
+    s_cancel_fields, NFIELDS(s_cancel_fields), sizeof(yard_cancel_t), {0, 1}};
+static const s_msg_t s_error_msg = {
+    s_error_fields, NFIELDS(s_error_fields), sizeof(yard_error_t), {-1, -1}};
+
+/* ---- Small readers over raw msgpack ------------------------------------ */
+
+static uint32_t s_be(const uint8_t *p, size_t n)
+{
+    uint32_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/*  Reads a map header at p[*pos]: TYPE if it is not a map. */
+static int s_read_map(const uint8_t *p, size_t len, size_t *pos, uint32_t *n)
+{
+    if (*pos >= len)
+        return YARD_E_MALFORMED;
+    uint8_t b = p[*pos];
+    size_t lb;
+    if (b >= 0x80 && b <= 0x8f) {
+        *n = b & 0x0fu;
+        *pos += 1;
+        return 0;
+    }
+    if (b == 0xde)
+        lb = 2;
+    else if (b == 0xdf)
+        lb = 4;
+    else
+        return YARD_E_TYPE;
+    if (len - *pos < 1 + lb)
+        return YARD_E_MALFORMED;
+    *n = s_be(p + *pos + 1, lb);
+    *pos += 1 + lb;
+    return 0;
+}
+
+/*  Reads a str at p[*pos] into a view: TYPE if it is not a str. */
+static int s_read_str(const uint8_t *p, size_t len, size_t *pos,
+                      yard_bytes_t *out)
+{
+    if (*pos >= len)
+        return YARD_E_MALFORMED;
+    uint8_t b = p[*pos];
+    size_t lb, hdr;
+    uint32_t n;
+    if (b >= 0xa0 && b <= 0xbf) {
+        n = b & 0x1fu;
+        hdr = 1;
+    } else {
+        if (b == 0xd9)
+            lb = 1;
+        else if (b == 0xda)
+            lb = 2;
+        else if (b == 0xdb)
+            lb = 4;
+        else
+            return YARD_E_TYPE;
+        if (len - *pos < 1 + lb)
+            return YARD_E_MALFORMED;
+        n = s_be(p + *pos + 1, lb);
+        hdr = 1 + lb;
+    }
+    if (len - *pos - hdr < n)
+        return YARD_E_MALFORMED;
+    out->ptr = p + *pos + hdr;
+    out->len = n;
+    *pos += hdr + n;
+    return 0;
+}
+
+/*  Validates a raw headers map (str keys 1..64 bytes, str values up to
+    1024, at most 32 entries, no key twice, nothing after the map) and,
+    when fn is given, calls it per entry once all of it is known good. */
+static int s_headers_scan(const uint8_t *p, size_t len, yard_headers_fn *fn,
+                          void *arg)
+{
+    yard_bytes_t keys[YARD_MAX_HEADERS], vals[YARD_MAX_HEADERS];
+    size_t pos = 0;
+    uint32_t n;
+    int rc = s_read_map(p, len, &pos, &n);
+    if (rc)
+        return rc;
+    if (n > YARD_MAX_HEADERS)
+        return YARD_E_TOO_LARGE;
+    for (uint32_t i = 0; i < n; i++) {
+        if ((rc = s_read_str(p, len, &pos, &keys[i])))
+            return rc;
+        if (keys[i].len == 0)
+            return YARD_E_RANGE;
+        if (keys[i].len > YARD_MAX_HEADER_KEY)
+            return YARD_E_TOO_LARGE;
+        for (uint32_t j = 0; j < i; j++)
+            if (keys[j].len == keys[i].len &&
+                memcmp(keys[j].ptr, keys[i].ptr, keys[i].len) == 0)
+                return YARD_E_MALFORMED;
+        if ((rc = s_read_str(p, len, &pos, &vals[i])))
+            return rc;
+        if (vals[i].len > YARD_MAX_HEADER_VALUE)
+            return YARD_E_TOO_LARGE;
+    }
+    if (pos != len)
+        return YARD_E_MALFORMED;
+    for (uint32_t i = 0; fn && i < n; i++)
+        if (fn((const char *)keys[i].ptr, keys[i].len,
+               (const char *)vals[i].ptr, vals[i].len, arg))
+            break;
+    return 0;
+}
+
+/* ---- Field values: one set of rules for decode and encode -------------- */
+
+static bool s_service_char(uint8_t c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || c == '.' || c == '_' || c == ':' ||
+           c == '-';
+}
+
+/*  Checks a bytes value against its field's rules. */
+static int s_check_bytes(const s_field_t *f, const yard_bytes_t *b)
+{
+    if (!b->ptr && b->len)
+        return YARD_E_ARG;
+    switch ((s_kind_t)f->kind) {
+    case K_STR:
+    case K_SERVICE:
+        if (b->len < f->min || b->len > f->max)
+            return YARD_E_RANGE;
+        for (uint32_t i = 0; f->kind == K_SERVICE && i < b->len; i++)
+            if (!s_service_char(b->ptr[i]))
+                return YARD_E_RANGE;
+        return 0;
+    case K_TEXT:
+    case K_PAYLOAD:
+        return b->len > f->max ? YARD_E_TOO_LARGE : 0;
+    case K_HEADERS:
+        return s_headers_scan(b->ptr, b->len, NULL, NULL);
+    case K_MAP: {
+        size_t pos = 0;
+        uint32_t n;
+        int rc = s_read_map(b->ptr, b->len, &pos, &n);
+        return rc ? rc : yard_msgpack_check(b->ptr, b->len);
+    }
+    default:
+        return YARD_E_ARG; /*  not a bytes kind: our bug */
+    }
+}
+
+static int s_check_number(const s_field_t *f, uint64_t v)
+{
+    return (v < f->min || v > f->max) ? YARD_E_RANGE : 0;
+}
+
+static void s_store_number(const s_field_t *f, void *st, uint64_t v)
+{
+    char *at = (char *)st + f->offset;
+    switch ((s_kind_t)f->kind) {
+    case K_U8:
+        *(uint8_t *)at = (uint8_t)v;
+        break;
+    case K_U32:
+        *(uint32_t *)at = (uint32_t)v;
+        break;
+    case K_U64:
+        *(uint64_t *)at = v;
+        break;
+    default:
+        break;
+    }
+}
+
+static uint64_t s_load_number(const s_field_t *f, const void *st)
+{
+    const char *at = (const char *)st + f->offset;
+    switch ((s_kind_t)f->kind) {
+    case K_U8:
+        return *(const uint8_t *)at;
+    case K_U32:
+        return *(const uint32_t *)at;
+    case K_U64:
+        return *(const uint64_t *)at;
+    default:
+        return 0;
+    }
+}
+
+/* ---- Decoding ---------------------------------------------------------- */
+
+yard_decoder_t *yard_decoder_new(void)
+{
+    yard_decoder_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    if (!msgpack_zone_init(&self->zone, S_ZONE_CHUNK)) {
+        free(self);
+        return NULL;
+    }
+    return self;
+}
+
+void yard_decoder_destroy(yard_decoder_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    msgpack_zone_destroy(&(*self_p)->zone);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+/*  Turns a str/bin object into a view, making sure it points into the
+    frame: msgpack-c refers to str/bin bytes in the input instead of
+    copying them, and our views rely on that (a copy into the zone would
+    die at the next decode). */
+static int s_view(const msgpack_object *o, const uint8_t *data, size_t len,
+                  bool allow_bin, yard_bytes_t *out)
+{
+    const char *ptr;
+    uint32_t size;
+    if (o->type == MSGPACK_OBJECT_STR) {
+        ptr = o->via.str.ptr;
+        size = o->via.str.size;
+    } else if (allow_bin && o->type == MSGPACK_OBJECT_BIN) {
+        ptr = o->via.bin.ptr;
+        size = o->via.bin.size;
+    } else {
+        return YARD_E_TYPE;
+    }
+    uintptr_t p = (uintptr_t)ptr, d = (uintptr_t)data;
+    if (p < d || p - d > len || size > len - (p - d))
+        return YARD_E_MALFORMED;
+    out->ptr = (const uint8_t *)ptr;
+    out->len = size;
+    return 0;
+}
+
+/*  Decodes one field's value into st. key is the map key object: a raw
+    map value starts right after the key's bytes. */
+static int s_decode_field(const s_field_t *f, const msgpack_object *key,
+                          const msgpack_object *val, const uint8_t *data,
+                          size_t len, void *st)
+{
+    char *at = (char *)st + f->offset;
+    yard_bytes_t b;
+    int rc;
+    switch ((s_kind_t)f->kind) {
+    case K_STR:
+    case K_SERVICE:
+    case K_TEXT:
+    case K_PAYLOAD:
+        if ((rc = s_view(val, data, len, f->kind == K_PAYLOAD, &b)))
+            return rc;
+        if ((rc = s_check_bytes(f, &b)))
+            return rc;
+        *(yard_bytes_t *)at = b;
+        return 0;
+    case K_U8:
+    case K_U32:
+    case K_U64:
+        if (val->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+            return YARD_E_RANGE;
+        if (val->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+            return YARD_E_TYPE;
+        if ((rc = s_check_number(f, val->via.u64)))
+            return rc;
+        s_store_number(f, st, val->via.u64);
+        return 0;
+    case K_BOOL:
+        if (val->type != MSGPACK_OBJECT_BOOLEAN)
+            return YARD_E_TYPE;
+        *(bool *)at = val->via.boolean;
+        return 0;
+    case K_STATUS: {
+        yard_status_t status;
+        if ((rc = s_view(val, data, len, false, &b)))
+            return rc;
+        if ((rc = yard_status_parse((const char *)b.ptr, b.len, &status)))
+            return rc;
+        *(yard_status_t *)at = status;
+        return 0;
+    }
+    case K_HEADERS:
+    case K_MAP: {
+        if (val->type != MSGPACK_OBJECT_MAP)
+            return YARD_E_TYPE;
+        /*  We want the map's own bytes, not msgpack-c's tree of it: in a
+            msgpack map each value directly follows its key, so it starts
+            where the key's str data ends. */
+        yard_bytes_t k;
+        if ((rc = s_view(key, data, len, false, &k)))
+            return rc;
+        size_t start = (size_t)(k.ptr + k.len - data), end = start;
+        if ((rc = yard_msgpack_skip(data, len, &end)))
+            return rc;
+        b.ptr = data + start;
+        b.len = (uint32_t)(end - start);
+        if ((rc = s_check_bytes(f, &b)))
+            return rc;
+        *(yard_bytes_t *)at = b;
+        return 0;
+    }
+    }
+    return YARD_E_ARG; /*  unreachable: every kind is handled above */
+}
+
+/*  The generic decoder: check, unpack, then walk the top-level map once,
+    matching keys against the message's table. A bad field does not stop
+    the walk, so that an id after it is still read for the broker's reply;
+    the first error in map order is returned. */
+static int s_decode(yard_decoder_t *self, const s_msg_t *msg, const void *data,
+                    size_t len, void *out)
+{
+    if (!out)
+        return YARD_E_ARG;
+    memset(out, 0, msg->size);
+    for (size_t i = 0; i < msg->nfields; i++)
+        if (msg->fields[i].dflt)
+            s_store_number(&msg->fields[i], out, msg->fields[i].dflt);
+    if (!self || (!data && len))
+        return YARD_E_ARG;
+
+    int rc = yard_msgpack_check(data, len);
+    if (rc)
+        return rc;
+    msgpack_zone_clear(&self->zone);
+    msgpack_object root;
+    size_t off = 0;
+    msgpack_unpack_return ur =
+        msgpack_unpack(data, len, &off, &self->zone, &root);
+    if (ur == MSGPACK_UNPACK_NOMEM_ERROR)
+        return YARD_E_NOMEM;
+    if (ur != MSGPACK_UNPACK_SUCCESS || off != len)
+        return YARD_E_MALFORMED;
+    if (root.type != MSGPACK_OBJECT_MAP)
+        return YARD_E_MALFORMED;
+
+    uint32_t seen = 0;
+    int err = 0;
+    for (uint32_t i = 0; i < root.via.map.size; i++) {
+        const msgpack_object *key = &root.via.map.ptr[i].key;
+        const msgpack_object *val = &root.via.map.ptr[i].val;
+        if (key->type != MSGPACK_OBJECT_STR) {
+            err = err ? err : YARD_E_MALFORMED;
+            continue;
+        }
+        size_t idx;
+        for (idx = 0; idx < msg->nfields; idx++) {
+            const s_field_t *f = &msg->fields[idx];
+            if (f->klen == key->via.str.size &&
+                memcmp(f->key, key->via.str.ptr, f->klen) == 0)
+                break;
+        }
+        if (idx == msg->nfields)
+            continue; /*  unknown keys are for later versions: ignore */
+        if (seen & (1u << idx)) {
+            err = err ? err : YARD_E_MALFORMED;
+            continue;
+        }
+        seen |= 1u << idx;
+        rc = s_decode_field(&msg->fields[idx], key, val, data, len, out);
+        if (rc && !err)
+            err = rc;
+    }
+    if (err)
+        return err;
+    for (size_t i = 0; i < msg->nfields; i++)
+        if (msg->fields[i].required == S_ANY && !(seen & (1u << i)))
+            return YARD_E_MISSING;
+    if (msg->either[0] >= 0 &&
+        !(seen & ((1u << msg->either[0]) | (1u << msg->either[1]))))
+        return YARD_E_MISSING;
+    return 0;
+}
+
+int yard_decode_submit(yard_decoder_t *self, const void *data, size_t len,
+                       yard_submit_t *out)
+{
+    return s_decode(self, &s_submit_msg, data, len, out);
+}
+
+int yard_decode_task(yard_decoder_t *self, const void *data, size_t len,
+                     yard_task_t *out)
+{
+    return s_decode(self, &s_task_msg, data, len, out);
+}
+
+int yard_decode_result(yard_decoder_t *self, const void *data, size_t len,
+                       yard_result_t *out)
+{
+    return s_decode(self, &s_result_msg, data, len, out);
+}
+
+int yard_decode_ready(yard_decoder_t *self, const void *data, size_t len,
+                      yard_ready_t *out)
+{
+    return s_decode(self, &s_ready_msg, data, len, out);
+}
+
+int yard_decode_cancel(yard_decoder_t *self, const void *data, size_t len,
+                       yard_cancel_t *out)
+{
+    return s_decode(self, &s_cancel_msg, data, len, out);
+}
+
+int yard_decode_error(yard_decoder_t *self, const void *data, size_t len,
+                      yard_error_t *out)
+{
+    return s_decode(self, &s_error_msg, data, len, out);
+}
+
+int yard_headers_each(const yard_bytes_t *headers, yard_headers_fn *fn,
+                      void *arg)
+{
+    if (!headers || !fn || (!headers->ptr && headers->len))
+        return YARD_E_ARG;
+    if (headers->len == 0)
+        return 0; /*  no headers */
+    return s_headers_scan(headers->ptr, headers->len, fn, arg);
+}
+
+/* ---- Encoding ---------------------------------------------------------- */
+
+static bool s_is_bytes(const s_field_t *f)
+{
+    return f->kind == K_STR || f->kind == K_SERVICE || f->kind == K_TEXT ||
+           f->kind == K_PAYLOAD || f->kind == K_HEADERS || f->kind == K_MAP;
+}
+
+/*  Whether the encoder for role writes field f of st. */
+static bool s_present(const s_field_t *f, unsigned role, const void *st)
+{
+    const char *at = (const char *)st + f->offset;
+    if (!(f->roles & role))
+        return false;
+    if (f->required & role)
+        return true;
+    switch ((s_kind_t)f->kind) {
+    case K_PAYLOAD:
+        /*  An empty payload is still a payload: "present, zero bytes". */
+        return ((const yard_bytes_t *)at)->ptr != NULL;
+    case K_STR:
+    case K_SERVICE:
+    case K_TEXT:
+    case K_HEADERS:
+    case K_MAP:
+        return ((const yard_bytes_t *)at)->len > 0;
+    case K_U8:
+    case K_U32:
+    case K_U64: {
+        uint64_t v = s_load_number(f, st);
+        return v != 0 && v != f->dflt;
+    }
+    case K_BOOL:
+        return *(const bool *)at;
+    case K_STATUS:
+        return true;
+    }
+    return false;
+}
+
+/*  Validates a field the encoder is about to write. Bad values are the
+    caller's bug (YARD_E_ARG), except sizes, which a caller may not know
+    in advance (YARD_E_TOO_LARGE). */
+static int s_check_field(const s_field_t *f, const void *st)
+{
+    const char *at = (const char *)st + f->offset;
+    int rc;
+    switch ((s_kind_t)f->kind) {
+    case K_U8:
+    case K_U32:
+    case K_U64:
+        rc = s_check_number(f, s_load_number(f, st));
+        break;
+    case K_BOOL:
+        rc = 0;
+        break;
+    case K_STATUS: {
+        yard_status_t s = *(const yard_status_t *)at;
+        rc = (unsigned)s < (unsigned)YARD_STATUS_COUNT ? 0 : YARD_E_ARG;
+        break;
+    }
+    default:
+        rc = s_check_bytes(f, (const yard_bytes_t *)at);
+        break;
+    }
+    return (rc == 0 || rc == YARD_E_TOO_LARGE) ? rc : YARD_E_ARG;
+}
+
+static int s_pack_field(msgpack_packer *pk, const s_field_t *f, const void *st)
+{
+    const char *at = (const char *)st + f->offset;
+    const yard_bytes_t *b = (const yard_bytes_t *)at;
+    if (msgpack_pack_str_with_body(pk, f->key, f->klen))
+        return -1;
+    switch ((s_kind_t)f->kind) {
+    case K_STR:
+    case K_SERVICE:
+    case K_TEXT:
+        return msgpack_pack_str_with_body(pk, b->ptr, b->len);
+    case K_PAYLOAD:
+        return msgpack_pack_bin_with_body(pk, b->ptr, b->len);
+    case K_U8:
+    case K_U32:
+    case K_U64:
+        return msgpack_pack_uint64(pk, s_load_number(f, st));
+    case K_BOOL:
+        return *(const bool *)at ? msgpack_pack_true(pk)
+                                 : msgpack_pack_false(pk);
+    case K_STATUS: {
+        const char *name = yard_status_name(*(const yard_status_t *)at);
+        return msgpack_pack_str_with_body(pk, name, strlen(name));
+    }
+    case K_HEADERS:
+    case K_MAP:
+        /*  Already validated msgpack: copied as is, which keeps the
+            caller's bytes (and so the vectors) exact. */
+        return msgpack_sbuffer_write(pk->data, (const char *)b->ptr, b->len);
+    }
+    return -1;
+}
+
+/*  The generic encoder: validate everything first, then write; on any
+    failure the buffer is left as it was. */
+static int s_encode(msgpack_sbuffer *buf, const s_msg_t *msg, unsigned role,
+                    const void *st)
+{
+    if (!buf || !st)
+        return YARD_E_ARG;
+    uint32_t write = 0, n = 0;
+    for (size_t i = 0; i < msg->nfields; i++) {
+        const s_field_t *f = &msg->fields[i];
+        if (s_is_bytes(f) && (f->roles & role)) {
+            /*  {NULL, n > 0} is no value at all: refuse it rather than
+                guess whether the caller meant "absent" or "n bytes". */
+            const yard_bytes_t *b =
+                (const yard_bytes_t *)((const char *)st + f->offset);
+            if (!b->ptr && b->len)
+                return YARD_E_ARG;
+        }
+        if (!s_present(f, role, st))
+            continue;
+        int rc = s_check_field(f, st);
+        if (rc)
+            return rc;
+        write |= 1u << i;
+        n++;
+    }
+
+    size_t start = buf->size;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
+    if (msgpack_pack_map(&pk, n))
+        goto nomem;
+    for (size_t i = 0; i < msg->nfields; i++)
+        if ((write & (1u << i)) && s_pack_field(&pk, &msg->fields[i], st))
+            goto nomem;
+
+    /*  What we wrote must pass the decoder's structural check too: the
+        raw maps count against the body's depth, element and size limits. */
+    int rc = yard_msgpack_check(buf->data + start, buf->size - start);
+    if (rc) {
+        buf->size = start;
+        return rc == YARD_E_TOO_LARGE ? rc : YARD_E_ARG;
+    }
+    return 0;
+nomem:
+    buf->size = start;
+    return YARD_E_NOMEM;
+}
+
+int yard_encode_submit(msgpack_sbuffer *buf, const yard_submit_t *submit)
+{
+    return s_encode(buf, &s_submit_msg, S_ANY, submit);
+}
+
+int yard_encode_task(msgpack_sbuffer *buf, const yard_task_t *task)
+{
+    return s_encode(buf, &s_task_msg, S_ANY, task);
+}
+
+int yard_encode_result(msgpack_sbuffer *buf, yard_role_t role,
+                       const yard_result_t *result)
+{
+    if (!result)
+        return YARD_E_ARG;
+    if (role == YARD_ROLE_WORKER) {
+        /*  A worker reports what its handler did; the other statuses are
+            the broker's to give. */
+        if (result->status != YARD_OK && result->status != YARD_ERROR &&
+            result->status != YARD_CANCELLED)
+            return YARD_E_ARG;
+        return s_encode(buf, &s_result_msg, S_WORKER, result);
+    }
+    if (role == YARD_ROLE_BROKER)
+        return s_encode(buf, &s_result_msg, S_BROKER, result);
+    return YARD_E_ARG;
+}
+
+int yard_encode_ready(msgpack_sbuffer *buf, const yard_ready_t *ready)
+{
+    return s_encode(buf, &s_ready_msg, S_ANY, ready);
+}
+
+int yard_encode_cancel(msgpack_sbuffer *buf, yard_role_t role,
+                       const yard_cancel_t *cancel)
+{
+    if (role == YARD_ROLE_CLIENT)
+        return s_encode(buf, &s_cancel_msg, S_CLIENT, cancel);
+    if (role == YARD_ROLE_BROKER)
+        return s_encode(buf, &s_cancel_msg, S_BROKER, cancel);
+    return YARD_E_ARG;
+}
+
+int yard_encode_error(msgpack_sbuffer *buf, const yard_error_t *error)
+{
+    return s_encode(buf, &s_error_msg, S_ANY, error);
+}
+
+yard_bytes_t yard_bytes_str(const char *s)
+{
+    yard_bytes_t b = {NULL, 0};
+    if (s) {
+        size_t n = strlen(s);
+        b.ptr = (const uint8_t *)s;
+        /*  Saturate rather than wrap: a 4 GiB string fails every limit
+            check instead of passing as a short one. */
+        b.len = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+    }
+    return b;
+}
