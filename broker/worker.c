@@ -254,8 +254,16 @@ void worker_handle(broker_t *self, yard_wire_msg_t *msg, int64_t now)
     if (!w) {
         //  Work from a worker we do not know (we restarted, or it never
         //  sent READY): tell it to register again.
-        yard_wire_send(self->router, msg->identity, msg->identity_len,
-                       YARD_ROLE_BROKER, YARD_CMD_DISCONNECT, NULL, 0, 0);
+        yard_error_t why = {.code = yard_bytes_str(YARD_ERRCODE_NOT_READY),
+                            .message = yard_bytes_str("send READY first")};
+        msgpack_sbuffer buf;
+        msgpack_sbuffer_init(&buf);
+        if (yard_encode_error(&buf, &why) == 0) {
+            yard_frame_t frame = {buf.data, buf.size};
+            yard_wire_send(self->router, msg->identity, msg->identity_len,
+                           YARD_ROLE_BROKER, YARD_CMD_DISCONNECT, &frame, 1, 0);
+        }
+        msgpack_sbuffer_destroy(&buf);
         return;
     }
     if (msg->cmd == YARD_CMD_HEARTBEAT)
