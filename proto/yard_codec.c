@@ -8,22 +8,22 @@
     cannot drift apart.
 
     Decoding trusts nothing: yard_msgpack_check walks the bytes first (no
-    allocation, bounded counts and depth), then msgpack_unpack builds the
-    object tree in the decoder's zone, which is cleared, not freed, per
-    call. str and bin objects are views into the caller's buffer, and so
-    are the yard_bytes_t fields we hand out. */
+    allocation, bounded counts and depth), then one cursor walks the top
+    map and reads each value in place. No object tree is built (an earlier
+    version used msgpack_unpack into a zone: building and then reading the
+    tree was the largest single cost of a task in the broker). str and bin
+    values, and the yard_bytes_t fields we hand out, are views into the
+    caller's buffer. */
 #include "yard_proto.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/*  First zone chunk: large enough that an ordinary body (a dozen fields
-    and a full headers map, about 2 KiB of objects) never makes the zone
-    allocate again after the first decode. */
-#define S_ZONE_CHUNK (16u * 1024)
-
+/*  The decoder keeps no state today; the handle stays in the API so that
+    a future decoder may cache (a zone, interned keys) without an API
+    change. */
 struct _yard_decoder_t {
-    msgpack_zone zone; /*  object tree of the last decode; cleared per call */
+    int unused;
 };
 
 /* ---- Field tables ------------------------------------------------------ */
@@ -358,12 +358,6 @@ static uint64_t s_load_number(const s_field_t *f, const void *st)
 yard_decoder_t *yard_decoder_new(void)
 {
     yard_decoder_t *self = calloc(1, sizeof *self);
-    if (!self)
-        return NULL;
-    if (!msgpack_zone_init(&self->zone, S_ZONE_CHUNK)) {
-        free(self);
-        return NULL;
-    }
     return self;
 }
 
@@ -371,110 +365,156 @@ void yard_decoder_destroy(yard_decoder_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    msgpack_zone_destroy(&(*self_p)->zone);
     free(*self_p);
     *self_p = NULL;
 }
 
-/*  Turns a str/bin object into a view, making sure it points into the
-    frame: msgpack-c refers to str/bin bytes in the input instead of
-    copying them, and our views rely on that (a copy into the zone would
-    die at the next decode). */
-static int s_view(const msgpack_object *o, const uint8_t *data, size_t len,
-                  bool allow_bin, yard_bytes_t *out)
+/*  One msgpack value read in place. */
+typedef enum { V_UINT, V_NEG, V_BOOL, V_STR, V_BIN, V_MAP, V_OTHER } s_vtype_t;
+
+typedef struct {
+    s_vtype_t type;
+    uint64_t u;       /*  V_UINT                                          */
+    bool b;           /*  V_BOOL                                          */
+    yard_bytes_t raw; /*  V_STR, V_BIN: the data; V_MAP: the whole map    */
+} s_val_t;
+
+static uint64_t s_be64(const uint8_t *p, size_t n)
 {
-    const char *ptr;
-    uint32_t size;
-    if (o->type == MSGPACK_OBJECT_STR) {
-        ptr = o->via.str.ptr;
-        size = o->via.str.size;
-    } else if (allow_bin && o->type == MSGPACK_OBJECT_BIN) {
-        ptr = o->via.bin.ptr;
-        size = o->via.bin.size;
-    } else {
-        return YARD_E_TYPE;
-    }
-    uintptr_t p = (uintptr_t)ptr, d = (uintptr_t)data;
-    if (p < d || p - d > len || size > len - (p - d))
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/*  Reads the value at p[*pos] and moves *pos past it. Integers are
+    normalised as msgpack-c does: any format holding a value >= 0 is
+    V_UINT. Containers other than maps, nil, floats and ext are V_OTHER
+    and skipped whole. */
+static int s_read_val(const uint8_t *p, size_t len, size_t *pos, s_val_t *v)
+{
+    if (*pos >= len)
         return YARD_E_MALFORMED;
-    out->ptr = (const uint8_t *)ptr;
-    out->len = size;
+    uint8_t b = p[*pos];
+    size_t avail = len - *pos - 1, lb = 0;
+    if (b <= 0x7f) {
+        v->type = V_UINT;
+        v->u = b;
+        *pos += 1;
+        return 0;
+    }
+    if (b >= 0xe0) {
+        v->type = V_NEG;
+        *pos += 1;
+        return 0;
+    }
+    if (b == 0xc2 || b == 0xc3) {
+        v->type = V_BOOL;
+        v->b = b == 0xc3;
+        *pos += 1;
+        return 0;
+    }
+    if (b >= 0xcc && b <= 0xd3) {
+        lb = (size_t)1 << ((b - 0xcc) & 3);
+        if (avail < lb)
+            return YARD_E_MALFORMED;
+        uint64_t u = s_be64(p + *pos + 1, lb);
+        bool neg = false;
+        if (b >= 0xd0) { /*  int 8..64: sign-extend */
+            uint64_t sign = (uint64_t)1 << (lb * 8 - 1);
+            neg = (u & sign) != 0;
+        }
+        v->type = neg ? V_NEG : V_UINT;
+        v->u = u;
+        *pos += 1 + lb;
+        return 0;
+    }
+    if ((b >= 0xa0 && b <= 0xbf) || (b >= 0xd9 && b <= 0xdb)) {
+        v->type = V_STR;
+        return s_read_str(p, len, pos, &v->raw);
+    }
+    if (b >= 0xc4 && b <= 0xc6) {
+        lb = (size_t)1 << (b - 0xc4);
+        if (avail < lb)
+            return YARD_E_MALFORMED;
+        uint64_t n = s_be64(p + *pos + 1, lb);
+        if (avail - lb < n)
+            return YARD_E_MALFORMED;
+        v->type = V_BIN;
+        v->raw.ptr = p + *pos + 1 + lb;
+        v->raw.len = (uint32_t)n;
+        *pos += 1 + lb + (size_t)n;
+        return 0;
+    }
+    size_t start = *pos;
+    int rc = yard_msgpack_skip(p, len, pos);
+    if (rc)
+        return rc;
+    v->type =
+        ((b >= 0x80 && b <= 0x8f) || b == 0xde || b == 0xdf) ? V_MAP : V_OTHER;
+    v->raw.ptr = p + start;
+    v->raw.len = (uint32_t)(*pos - start);
     return 0;
 }
 
-/*  Decodes one field's value into st. key is the map key object: a raw
-    map value starts right after the key's bytes. */
-static int s_decode_field(const s_field_t *f, const msgpack_object *key,
-                          const msgpack_object *val, const uint8_t *data,
-                          size_t len, void *st)
+/*  Decodes one field's value into st. */
+static int s_decode_field(const s_field_t *f, const s_val_t *val, void *st)
 {
     char *at = (char *)st + f->offset;
-    yard_bytes_t b;
     int rc;
     switch ((s_kind_t)f->kind) {
     case K_STR:
     case K_SERVICE:
     case K_TEXT:
     case K_PAYLOAD:
-        if ((rc = s_view(val, data, len, f->kind == K_PAYLOAD, &b)))
+        if (val->type != V_STR && !(f->kind == K_PAYLOAD && val->type == V_BIN))
+            return YARD_E_TYPE;
+        if ((rc = s_check_bytes(f, &val->raw)))
             return rc;
-        if ((rc = s_check_bytes(f, &b)))
-            return rc;
-        *(yard_bytes_t *)at = b;
+        *(yard_bytes_t *)at = val->raw;
         return 0;
     case K_U8:
     case K_U32:
     case K_U64:
-        if (val->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        if (val->type == V_NEG)
             return YARD_E_RANGE;
-        if (val->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        if (val->type != V_UINT)
             return YARD_E_TYPE;
-        if ((rc = s_check_number(f, val->via.u64)))
+        if ((rc = s_check_number(f, val->u)))
             return rc;
-        s_store_number(f, st, val->via.u64);
+        s_store_number(f, st, val->u);
         return 0;
     case K_BOOL:
-        if (val->type != MSGPACK_OBJECT_BOOLEAN)
+        if (val->type != V_BOOL)
             return YARD_E_TYPE;
-        *(bool *)at = val->via.boolean;
+        *(bool *)at = val->b;
         return 0;
     case K_STATUS: {
         yard_status_t status;
-        if ((rc = s_view(val, data, len, false, &b)))
-            return rc;
-        if ((rc = yard_status_parse((const char *)b.ptr, b.len, &status)))
+        if (val->type != V_STR)
+            return YARD_E_TYPE;
+        if ((rc = yard_status_parse((const char *)val->raw.ptr, val->raw.len,
+                                    &status)))
             return rc;
         *(yard_status_t *)at = status;
         return 0;
     }
     case K_HEADERS:
-    case K_MAP: {
-        if (val->type != MSGPACK_OBJECT_MAP)
+    case K_MAP:
+        if (val->type != V_MAP)
             return YARD_E_TYPE;
-        /*  We want the map's own bytes, not msgpack-c's tree of it: in a
-            msgpack map each value directly follows its key, so it starts
-            where the key's str data ends. */
-        yard_bytes_t k;
-        if ((rc = s_view(key, data, len, false, &k)))
+        if ((rc = s_check_bytes(f, &val->raw)))
             return rc;
-        size_t start = (size_t)(k.ptr + k.len - data), end = start;
-        if ((rc = yard_msgpack_skip(data, len, &end)))
-            return rc;
-        b.ptr = data + start;
-        b.len = (uint32_t)(end - start);
-        if ((rc = s_check_bytes(f, &b)))
-            return rc;
-        *(yard_bytes_t *)at = b;
+        *(yard_bytes_t *)at = val->raw;
         return 0;
-    }
     }
     return YARD_E_ARG; /*  unreachable: every kind is handled above */
 }
 
-/*  The generic decoder: check, unpack, then walk the top-level map once,
-    matching keys against the message's table. A bad field does not stop
-    the walk, so that an id after it is still read for the broker's reply;
-    the first error in map order is returned. */
+/*  The generic decoder: check, then walk the top-level map once, matching
+    keys against the message's table. A bad field does not stop the walk,
+    so that an id after it is still read for the broker's reply; the first
+    error in map order is returned. */
 static int s_decode(yard_decoder_t *self, const s_msg_t *msg, const void *data,
                     size_t len, void *out)
 {
@@ -490,32 +530,29 @@ static int s_decode(yard_decoder_t *self, const s_msg_t *msg, const void *data,
     int rc = yard_msgpack_check(data, len);
     if (rc)
         return rc;
-    msgpack_zone_clear(&self->zone);
-    msgpack_object root;
-    size_t off = 0;
-    msgpack_unpack_return ur =
-        msgpack_unpack(data, len, &off, &self->zone, &root);
-    if (ur == MSGPACK_UNPACK_NOMEM_ERROR)
-        return YARD_E_NOMEM;
-    if (ur != MSGPACK_UNPACK_SUCCESS || off != len)
-        return YARD_E_MALFORMED;
-    if (root.type != MSGPACK_OBJECT_MAP)
-        return YARD_E_MALFORMED;
+    const uint8_t *p = data;
+    size_t pos = 0;
+    uint32_t nkeys;
+    rc = s_read_map(p, len, &pos, &nkeys);
+    if (rc)
+        return YARD_E_MALFORMED; /*  a body is a map (D1) */
 
     uint32_t seen = 0;
     int err = 0;
-    for (uint32_t i = 0; i < root.via.map.size; i++) {
-        const msgpack_object *key = &root.via.map.ptr[i].key;
-        const msgpack_object *val = &root.via.map.ptr[i].val;
-        if (key->type != MSGPACK_OBJECT_STR) {
+    for (uint32_t i = 0; i < nkeys; i++) {
+        s_val_t key, val;
+        if ((rc = s_read_val(p, len, &pos, &key)) ||
+            (rc = s_read_val(p, len, &pos, &val)))
+            return YARD_E_MALFORMED; /*  cannot happen after the check */
+        if (key.type != V_STR) {
             err = err ? err : YARD_E_MALFORMED;
             continue;
         }
         size_t idx;
         for (idx = 0; idx < msg->nfields; idx++) {
             const s_field_t *f = &msg->fields[idx];
-            if (f->klen == key->via.str.size &&
-                memcmp(f->key, key->via.str.ptr, f->klen) == 0)
+            if (f->klen == key.raw.len &&
+                memcmp(f->key, key.raw.ptr, f->klen) == 0)
                 break;
         }
         if (idx == msg->nfields)
@@ -525,10 +562,12 @@ static int s_decode(yard_decoder_t *self, const s_msg_t *msg, const void *data,
             continue;
         }
         seen |= 1u << idx;
-        rc = s_decode_field(&msg->fields[idx], key, val, data, len, out);
+        rc = s_decode_field(&msg->fields[idx], &val, out);
         if (rc && !err)
             err = rc;
     }
+    if (pos != len)
+        return YARD_E_MALFORMED; /*  cannot happen after the check */
     if (err)
         return err;
     for (size_t i = 0; i < msg->nfields; i++)
@@ -695,6 +734,7 @@ static int s_encode(msgpack_sbuffer *buf, const s_msg_t *msg, unsigned role,
     if (!buf || !st)
         return YARD_E_ARG;
     uint32_t write = 0, n = 0;
+    bool raw = false;
     for (size_t i = 0; i < msg->nfields; i++) {
         const s_field_t *f = &msg->fields[i];
         if (s_is_bytes(f) && (f->roles & role)) {
@@ -712,6 +752,7 @@ static int s_encode(msgpack_sbuffer *buf, const s_msg_t *msg, unsigned role,
             return rc;
         write |= 1u << i;
         n++;
+        raw |= f->kind == K_HEADERS || f->kind == K_MAP;
     }
 
     size_t start = buf->size;
@@ -724,8 +765,10 @@ static int s_encode(msgpack_sbuffer *buf, const s_msg_t *msg, unsigned role,
             goto nomem;
 
     /*  What we wrote must pass the decoder's structural check too: the
-        raw maps count against the body's depth, element and size limits. */
-    int rc = yard_msgpack_check(buf->data + start, buf->size - start);
+        raw maps count against the body's depth, element and size limits.
+        Without them the body is one flat map whose field limits keep it
+        under YARD_MAX_BODY, so the hot path (TASK, RESULT) skips the walk. */
+    int rc = raw ? yard_msgpack_check(buf->data + start, buf->size - start) : 0;
     if (rc) {
         buf->size = start;
         return rc == YARD_E_TOO_LARGE ? rc : YARD_E_ARG;
