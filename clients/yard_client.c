@@ -231,12 +231,26 @@ size_t yard_cl_new_id(yard_client_t *self, char *buf)
 {
     /*  Unique within this client's routing id, which is all the broker's
         de-duplication needs; a clash with a caller-chosen id is skipped. */
+    static const char hex[] = "0123456789abcdef";
+    size_t plen = strlen(self->id_prefix);
+    memcpy(buf, self->id_prefix, plen);
+    buf[plen] = '-';
     for (;;) {
-        int n = snprintf(buf, YARD_CLIENT_ID_MAX, "%s-%" PRIx64,
-                         self->id_prefix, ++self->id_counter);
-        if (!yard_cl_task_find(self, buf, (size_t)n,
-                               yard_cl_hash(self, buf, (size_t)n)))
-            return (size_t)n;
+        /*  "<prefix>-<counter in hex>", written by hand: snprintf was a
+            visible share of a small task's client-side cost. */
+        char digits[16];
+        size_t nd = 0;
+        uint64_t v = ++self->id_counter;
+        do {
+            digits[nd++] = hex[v & 15];
+            v >>= 4;
+        } while (v);
+        size_t n = plen + 1;
+        while (nd)
+            buf[n++] = digits[--nd];
+        buf[n] = '\0';
+        if (!yard_cl_task_find(self, buf, n, yard_cl_hash(self, buf, n)))
+            return n;
     }
 }
 
