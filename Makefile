@@ -30,7 +30,7 @@ test-san: deps
 test: test-fast test-san
 
 demo: build
-	@sh scripts/demo.sh $(BUILD)/bin
+	@bash scripts/demo.sh $(BUILD)/bin
 
 bench: build
 	@$(BUILD)/bin/yard-bench

@@ -1,0 +1,80 @@
+#!/bin/bash
+# make demo: a broker and two workers on loopback, a workload showing a
+# success, a batch, a timeout, a retry after a worker is killed with -9,
+# then the broker's metrics. Stops everything it started, by PID.
+set -u
+BIN=${1:-build/bin}
+BIN=$(cd "$BIN" && pwd)
+WORK=$(mktemp -d /tmp/yard-demo.XXXXXX)
+PIDS=()
+
+free_port() {
+    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+# stats_has EXPR: true when the broker's stats JSON (as "s") satisfies
+# the Python expression EXPR.
+stats_has() {
+    "$BIN/yard" stats --json 2>/dev/null |
+        /usr/bin/python3 -c 'import json, sys; s = json.load(sys.stdin); sys.exit(0 if eval(sys.argv[1]) else 1)' "$1" 2>/dev/null
+}
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+export YARD_BROKER="tcp://127.0.0.1:$(free_port)"
+export YARD_EVENTS="tcp://127.0.0.1:$(free_port)"
+export YARD_LOG_LEVEL=warn
+
+say "starting yard-broker on $YARD_BROKER"
+"$BIN/yard-broker" --grace 2000 2>"$WORK/broker.log" &
+PIDS+=($!)
+# Ready when it answers the admin service (bounded: 10 s).
+for _ in $(seq 100); do
+    "$BIN/yard" stats --json >/dev/null 2>&1 && break
+    sleep 0.1
+done
+"$BIN/yard" stats --json >/dev/null || { echo "broker did not come up"; cat "$WORK/broker.log"; exit 1; }
+
+say "starting two workers of service 'work' (handler sleep, capacity 2 each)"
+"$BIN/yard-worker" --service work --handler sleep --capacity 2 --name worker-a 2>"$WORK/worker-a.log" &
+WA=$!; PIDS+=($WA)
+"$BIN/yard-worker" --service work --handler sleep --capacity 2 --name worker-b 2>"$WORK/worker-b.log" &
+WB=$!; PIDS+=($WB)
+for _ in $(seq 100); do
+    stats_has 's["services"].get("work", {}).get("workers") == 2' && break
+    sleep 0.1
+done
+
+say "success: yard submit work 100   (sleeps 100 ms, echoes the payload)"
+"$BIN/yard" submit work 100; echo "exit status $?"
+
+say "a batch of 6 tasks: printf '50\n...' | yard batch work"
+printf '50\n60\n70\n80\n90\n100\n' | "$BIN/yard" batch work; echo "exit status $?"
+
+say "a timeout: yard submit --timeout 300 work 2000"
+"$BIN/yard" submit --timeout 300 work 2000; echo "exit status $? (3 = timeout)"
+
+say "a retry after a worker dies: 4 tasks of 1500 ms, then kill -9 worker-a"
+printf '1500\n1500\n1500\n1500\n' | "$BIN/yard" batch --timeout 20000 work >"$WORK/batch.out" &
+BATCH=$!
+# Wait until worker-a holds tasks (bounded), then kill it.
+for _ in $(seq 100); do
+    stats_has 'any(w["name"] == "worker-a" and w["in_flight"] > 0 for w in s["workers"])' && break
+    sleep 0.05
+done
+{ kill -KILL "$WA"; wait "$WA"; } 2>/dev/null; echo "killed worker-a (pid $WA); the broker notices within 3 s and re-dispatches"
+wait "$BATCH"; echo "batch exit status $?"
+cat "$WORK/batch.out"
+echo "(attempts 2 = ran again on worker-b after worker-a was lost)"
+
+say "metrics: yard stats"
+"$BIN/yard" stats
+
+say "stopping everything"
