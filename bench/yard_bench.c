@@ -1,0 +1,610 @@
+/*  yard_bench.c — yard-bench: main. Parses flags (strictly: a bad flag is
+    a message and exit 2), runs every phase in one process so the figures
+    share one machine state, and prints the report (text, or one JSON
+    object with --json).
+
+    Phase order, and why:
+      1. start the ZeroMQ proxy side first: it is forked, and forking must
+         happen before this process owns any ZeroMQ context;
+      2. start the Yard side (exec'd: no such constraint);
+      3. throughput, then 1x1 latency, each as R rounds in which Yard and
+         the proxy take turns (who goes first alternates): this machine
+         is shared and noisy, and interleaving makes whatever else runs
+         weigh on both sides alike, so the ratios mean something;
+      4. memory and callgrind last, each with a broker of its own (they
+         start and stop brokers and must not disturb the timed phases).
+    On any failure every child is stopped and the exit status is 1; the
+    whole run is under a hard time bound (SIGALRM kills the children). */
+#include "bench.h"
+
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "yard_config.h"
+#include "yard_proto.h"
+
+#define S_THROUGHPUT_TARGET 0.8 /*  yard/proxy tasks/s at least        */
+#define S_LATENCY_TARGET 1.3    /*  yard/proxy 1x1 p50 at most          */
+#define S_READY_MS 15000        /*  native start-up handshake bound     */
+
+/*  A sanitizer build's siblings are instrumented too, and valgrind cannot
+    run AddressSanitizer binaries: there the callgrind phase is off unless
+    asked for. */
+#if defined(__SANITIZE_ADDRESS__)
+#define S_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define S_SANITIZED 1
+#endif
+#endif
+#ifndef S_SANITIZED
+#define S_SANITIZED 0
+#endif
+
+static void s_usage(FILE *out)
+{
+    fprintf(
+        out,
+        "usage: yard-bench [options]\n"
+        "\n"
+        "Measures Yard (yard-broker + yard-worker echo, through the C\n"
+        "client library) against a plain ZeroMQ ROUTER/DEALER proxy with\n"
+        "REP echo workers, all in one run: closed-loop throughput and\n"
+        "latency, 1x1 latency, broker bytes per queued task, and broker\n"
+        "instructions per task under callgrind. Compare the ratios; the\n"
+        "absolute figures depend on the machine.\n"
+        "\n"
+        "options:\n"
+        "  --clients C         load threads, one client each (default 4)\n"
+        "  --window K          tasks in flight per client (default 16,\n"
+        "                      at most %d)\n"
+        "  --workers W         echo workers on each side (default 2)\n"
+        "  --payload BYTES     payload size (default 64, %d..%u)\n"
+        "  --duration S        measured seconds per side and phase\n"
+        "                      (default 3), split over the rounds\n"
+        "  --rounds R          Yard and proxy alternate R times per phase,\n"
+        "                      each slice after a 0.5 s warm-up, so load\n"
+        "                      from elsewhere hits both alike (default 3)\n"
+        "  --mem-tasks N       tasks queued by the memory phase\n"
+        "                      (default 1000000, at most 2000000)\n"
+        "  --no-memory         skip the memory phase\n"
+        "  --callgrind-tasks N tasks in the callgrind run (default "
+        "20000)\n"
+        "  --callgrind         require the callgrind phase (default: on\n"
+        "                      when valgrind is installed, except in a\n"
+        "                      sanitizer build)\n"
+        "  --no-callgrind      skip the callgrind phase\n"
+        "  --json              print one JSON object on stdout\n"
+        "  --verbose           progress on stderr\n"
+        "  --keep              keep the run's temp dir (process logs,\n"
+        "                      callgrind out files) and print its path\n"
+        "  --help              this text\n"
+        "\n"
+        "yard-broker and yard-worker are taken from this binary's "
+        "directory.\n",
+        BENCH_MAX_WINDOW, BENCH_MIN_PAYLOAD, BENCH_MAX_PAYLOAD);
+}
+
+static int s_bad(const char *flag, const char *value)
+{
+    fprintf(stderr, "yard-bench: invalid value for %s: '%s' (see --help)\n",
+            flag, value ? value : "");
+    return 2;
+}
+
+/*  Flags into cfg. Returns -1 to go on, else an exit status. */
+static int s_parse(int argc, char **argv, bench_config_t *cfg)
+{
+    enum {
+        O_CLIENTS = 256,
+        O_WINDOW,
+        O_WORKERS,
+        O_PAYLOAD,
+        O_DURATION,
+        O_ROUNDS,
+        O_MEM_TASKS,
+        O_NO_MEMORY,
+        O_CG_TASKS,
+        O_CALLGRIND,
+        O_NO_CALLGRIND,
+        O_JSON,
+        O_VERBOSE,
+        O_KEEP,
+        O_HELP,
+    };
+    static const struct option options[] = {
+        {"clients", required_argument, NULL, O_CLIENTS},
+        {"window", required_argument, NULL, O_WINDOW},
+        {"workers", required_argument, NULL, O_WORKERS},
+        {"payload", required_argument, NULL, O_PAYLOAD},
+        {"duration", required_argument, NULL, O_DURATION},
+        {"rounds", required_argument, NULL, O_ROUNDS},
+        {"mem-tasks", required_argument, NULL, O_MEM_TASKS},
+        {"no-memory", no_argument, NULL, O_NO_MEMORY},
+        {"callgrind-tasks", required_argument, NULL, O_CG_TASKS},
+        {"callgrind", no_argument, NULL, O_CALLGRIND},
+        {"no-callgrind", no_argument, NULL, O_NO_CALLGRIND},
+        {"json", no_argument, NULL, O_JSON},
+        {"verbose", no_argument, NULL, O_VERBOSE},
+        {"keep", no_argument, NULL, O_KEEP},
+        {"help", no_argument, NULL, O_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    int opt;
+    opterr = 0;
+    /*  "+": no argument permutation, so a stray word is reported. */
+    while ((opt = getopt_long(argc, argv, "+", options, NULL)) != -1) {
+        switch (opt) {
+        case O_CLIENTS:
+            if (yard_parse_u32(optarg, 1, BENCH_MAX_CLIENTS, &cfg->clients))
+                return s_bad("--clients", optarg);
+            break;
+        case O_WINDOW:
+            if (yard_parse_u32(optarg, 1, BENCH_MAX_WINDOW, &cfg->window))
+                return s_bad("--window", optarg);
+            break;
+        case O_WORKERS:
+            if (yard_parse_u32(optarg, 1, BENCH_MAX_WORKERS, &cfg->workers))
+                return s_bad("--workers", optarg);
+            break;
+        case O_PAYLOAD:
+            if (yard_parse_u32(optarg, BENCH_MIN_PAYLOAD, BENCH_MAX_PAYLOAD,
+                               &cfg->payload))
+                return s_bad("--payload", optarg);
+            break;
+        case O_DURATION:
+            if (yard_parse_double(optarg, 0.1, 600, &cfg->duration_s))
+                return s_bad("--duration", optarg);
+            break;
+        case O_ROUNDS:
+            if (yard_parse_u32(optarg, 1, 100, &cfg->rounds))
+                return s_bad("--rounds", optarg);
+            break;
+        case O_MEM_TASKS:
+            if (yard_parse_u32(optarg, 1, 2000000, &cfg->mem_tasks))
+                return s_bad("--mem-tasks", optarg);
+            break;
+        case O_NO_MEMORY:
+            cfg->memory = false;
+            break;
+        case O_CG_TASKS:
+            if (yard_parse_u32(optarg, 1, 10000000, &cfg->callgrind_tasks))
+                return s_bad("--callgrind-tasks", optarg);
+            break;
+        case O_CALLGRIND:
+            cfg->callgrind = 1;
+            break;
+        case O_NO_CALLGRIND:
+            cfg->callgrind = 0;
+            break;
+        case O_JSON:
+            cfg->json = true;
+            break;
+        case O_VERBOSE:
+            cfg->verbose = true;
+            break;
+        case O_KEEP:
+            cfg->keep = true;
+            break;
+        case O_HELP:
+            s_usage(stdout);
+            return 0;
+        default:
+            if (optopt >= O_CLIENTS)
+                fprintf(stderr,
+                        "yard-bench: option '%s' needs a value "
+                        "(see --help)\n",
+                        argv[optind - 1]);
+            else
+                fprintf(stderr,
+                        "yard-bench: unknown option '%s' (see "
+                        "--help)\n",
+                        argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "yard-bench: unexpected argument '%s' (see --help)\n",
+                argv[optind]);
+        return 2;
+    }
+    return -1;
+}
+
+static double s_ratio(double a, double b)
+{
+    return b > 0 ? a / b : 0;
+}
+
+void bench_result_init(bench_result_t *r)
+{
+    memset(r, 0, sizeof(*r));
+    yard_hist_reset(&r->hist);
+}
+
+void bench_result_add(bench_result_t *r, const yard_hist_t *hist,
+                      uint64_t completed, uint64_t errors, double seconds)
+{
+    yard_hist_merge(&r->hist, hist);
+    r->completed += completed;
+    r->errors += errors;
+    r->seconds += seconds;
+    r->tasks_per_s = r->seconds > 0 ? (double)r->completed / r->seconds : 0;
+    r->p50_us = yard_hist_percentile(&r->hist, 50);
+    r->p99_us = yard_hist_percentile(&r->hist, 99);
+    r->max_us = r->hist.count ? r->hist.max : 0;
+    r->mean_us = yard_hist_mean(&r->hist);
+}
+
+void bench_result_add_cpu(bench_result_t *r, const bench_cpu_t *a,
+                          const bench_cpu_t *b, uint64_t tasks)
+{
+    r->cpu_clients_us += b->clients_us - a->clients_us;
+    r->cpu_server_us += b->server_us - a->server_us;
+    r->cpu_workers_us += b->workers_us - a->workers_us;
+    r->cpu_system_us += b->system_us - a->system_us;
+    r->cpu_tasks += tasks;
+}
+
+#define S_MAX_ROUNDS 100
+
+typedef struct {
+    bench_result_t yard, proxy;         /*  throughput phase, all rounds */
+    bench_result_t yard_lat, proxy_lat; /*  1x1 latency phase            */
+    double round_yard[S_MAX_ROUNDS];    /*  tasks/s of each round        */
+    double round_proxy[S_MAX_ROUNDS];
+    uint32_t rounds;
+    bool have_memory;
+    bench_memory_t memory;
+    bool have_callgrind;
+    bench_callgrind_t callgrind;
+    long cpus;
+} s_report_t;
+
+/*  CPU microseconds per task of one role. */
+static double s_per_task(int64_t us, const bench_result_t *r)
+{
+    return r->cpu_tasks ? (double)us / (double)r->cpu_tasks : 0;
+}
+
+static json_t *s_side(const bench_result_t *r)
+{
+    json_t *o =
+        json_pack("{s:f, s:I, s:I, s:I, s:f, s:I}", "tasks_per_s",
+                  r->tasks_per_s, "p50_us", (json_int_t)r->p50_us, "p99_us",
+                  (json_int_t)r->p99_us, "max_us", (json_int_t)r->max_us,
+                  "mean_us", r->mean_us, "completed", (json_int_t)r->completed);
+    if (o)
+        json_object_set_new(
+            o, "cpu_us_per_task",
+            json_pack("{s:f, s:f, s:f, s:f, s:f}", "clients",
+                      s_per_task(r->cpu_clients_us, r), "server",
+                      s_per_task(r->cpu_server_us, r), "workers",
+                      s_per_task(r->cpu_workers_us, r), "total",
+                      s_per_task(r->cpu_clients_us + r->cpu_server_us +
+                                     r->cpu_workers_us,
+                                 r),
+                      "system", s_per_task(r->cpu_system_us, r)));
+    return o;
+}
+
+static void s_print_cpu(const char *name, const bench_result_t *r)
+{
+    int64_t total = r->cpu_clients_us + r->cpu_server_us + r->cpu_workers_us;
+    printf("  %-18s %8.1f  %8.1f  %8.1f  %8.1f  %8.0f%%\n", name,
+           s_per_task(r->cpu_clients_us, r), s_per_task(r->cpu_server_us, r),
+           s_per_task(r->cpu_workers_us, r), s_per_task(total, r),
+           total > 0 ? 100.0 * (double)r->cpu_system_us / (double)total : 0);
+}
+
+static int s_print_json(const bench_config_t *cfg, const s_report_t *rep)
+{
+    json_t *root = json_object();
+    json_object_set_new(
+        root, "config",
+        json_pack("{s:I, s:I, s:I, s:I, s:f, s:I, s:f, s:I, s:I, s:I}",
+                  "clients", (json_int_t)cfg->clients, "window",
+                  (json_int_t)cfg->window, "workers", (json_int_t)cfg->workers,
+                  "payload", (json_int_t)cfg->payload, "duration_s",
+                  cfg->duration_s, "rounds", (json_int_t)cfg->rounds,
+                  "warmup_s", BENCH_WARMUP_US / 1e6, "mem_tasks",
+                  (json_int_t)(cfg->memory ? cfg->mem_tasks : 0),
+                  "callgrind_tasks",
+                  (json_int_t)(rep->have_callgrind ? cfg->callgrind_tasks : 0),
+                  "cpus", (json_int_t)rep->cpus));
+    json_object_set_new(root, "yard", s_side(&rep->yard));
+    json_object_set_new(root, "proxy", s_side(&rep->proxy));
+    json_t *rounds = json_array();
+    for (uint32_t i = 0; i < rep->rounds; i++)
+        json_array_append_new(rounds, json_real(s_ratio(rep->round_yard[i],
+                                                        rep->round_proxy[i])));
+    json_object_set_new(
+        root, "ratio",
+        json_pack("{s:f, s:f, s:f, s:o}", "throughput",
+                  s_ratio(rep->yard.tasks_per_s, rep->proxy.tasks_per_s), "p50",
+                  s_ratio(rep->yard.p50_us, rep->proxy.p50_us), "p99",
+                  s_ratio(rep->yard.p99_us, rep->proxy.p99_us),
+                  "throughput_rounds", rounds));
+    json_object_set_new(
+        root, "latency",
+        json_pack("{s:{s:I, s:I}, s:{s:I, s:I}, s:f}", "yard", "p50_us",
+                  (json_int_t)rep->yard_lat.p50_us, "p99_us",
+                  (json_int_t)rep->yard_lat.p99_us, "proxy", "p50_us",
+                  (json_int_t)rep->proxy_lat.p50_us, "p99_us",
+                  (json_int_t)rep->proxy_lat.p99_us, "ratio_p50",
+                  s_ratio(rep->yard_lat.p50_us, rep->proxy_lat.p50_us)));
+    if (rep->have_memory)
+        json_object_set_new(
+            root, "memory",
+            json_pack("{s:I, s:f, s:I, s:I, s:I}", "tasks",
+                      (json_int_t)rep->memory.tasks, "bytes_per_task",
+                      rep->memory.bytes_per_task, "rss_before",
+                      (json_int_t)rep->memory.rss_before, "rss_after",
+                      (json_int_t)rep->memory.rss_after, "broker_tasks",
+                      (json_int_t)rep->memory.broker_tasks));
+    else
+        json_object_set_new(root, "memory", json_null());
+    if (rep->have_callgrind)
+        json_object_set_new(
+            root, "callgrind",
+            json_pack("{s:f, s:I, s:I, s:I}", "instructions_per_task",
+                      rep->callgrind.per_task, "tasks",
+                      (json_int_t)rep->callgrind.tasks, "instructions_base",
+                      (json_int_t)rep->callgrind.instr_base,
+                      "instructions_with_tasks",
+                      (json_int_t)rep->callgrind.instr_tasks));
+    else
+        json_object_set_new(root, "callgrind", json_null());
+    char *text = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    if (!text)
+        return -1;
+    puts(text);
+    free(text);
+    return 0;
+}
+
+static const char *s_verdict(bool ok)
+{
+    return ok ? "met" : "MISSED";
+}
+
+static void s_print_text(const bench_config_t *cfg, const s_report_t *rep)
+{
+    const bench_result_t *y = &rep->yard, *p = &rep->proxy;
+    double rt = s_ratio(y->tasks_per_s, p->tasks_per_s);
+    double rl = s_ratio(rep->yard_lat.p50_us, rep->proxy_lat.p50_us);
+    printf("yard-bench %s: %u clients x %u in flight, %u echo workers, "
+           "%u B payloads;\n"
+           "  %.1f s measured per side and phase in %u alternating rounds "
+           "(each after\n  a %.1f s warm-up); %ld CPUs\n\n",
+           YARD_VERSION_STRING, cfg->clients, cfg->window, cfg->workers,
+           cfg->payload, cfg->duration_s, cfg->rounds, BENCH_WARMUP_US / 1e6,
+           rep->cpus);
+    printf("throughput (closed loop)   tasks/s    p50 us    p99 us\n");
+    printf("  yard                  %10.0f  %8llu  %8llu\n", y->tasks_per_s,
+           (unsigned long long)y->p50_us, (unsigned long long)y->p99_us);
+    printf("  zmq proxy (floor)     %10.0f  %8llu  %8llu\n", p->tasks_per_s,
+           (unsigned long long)p->p50_us, (unsigned long long)p->p99_us);
+    printf("  yard / proxy          %9.2fx %8.2fx %8.2fx\n", rt,
+           s_ratio(y->p50_us, p->p50_us), s_ratio(y->p99_us, p->p99_us));
+    printf("  per round:           ");
+    for (uint32_t i = 0; i < rep->rounds; i++)
+        printf(" %.2fx", s_ratio(rep->round_yard[i], rep->round_proxy[i]));
+    printf("\n\n");
+    printf("CPU per task, us    clients    server   workers     total    "
+           "kernel\n");
+    s_print_cpu("yard", y);
+    s_print_cpu("zmq proxy", p);
+    printf("  (clients: this process; server: yard-broker / zmq_proxy; "
+           "kernel: share\n   of the total spent in system calls)\n\n");
+    printf("latency (1 client, 1 in flight)   p50 us    p99 us\n");
+    printf("  yard                          %8llu  %8llu\n",
+           (unsigned long long)rep->yard_lat.p50_us,
+           (unsigned long long)rep->yard_lat.p99_us);
+    printf("  zmq proxy (floor)             %8llu  %8llu\n",
+           (unsigned long long)rep->proxy_lat.p50_us,
+           (unsigned long long)rep->proxy_lat.p99_us);
+    printf("  yard / proxy                  %7.2fx %8.2fx\n\n", rl,
+           s_ratio(rep->yard_lat.p99_us, rep->proxy_lat.p99_us));
+    if (rep->have_memory) {
+        const bench_memory_t *m = &rep->memory;
+        printf("memory (%llu tasks of %u B queued, no workers; %.1f s)\n"
+               "  broker RSS %.1f MiB -> %.1f MiB: %.0f bytes per queued "
+               "task\n\n",
+               (unsigned long long)m->tasks, cfg->payload, m->seconds,
+               m->rss_before / 1048576.0, m->rss_after / 1048576.0,
+               m->bytes_per_task);
+    } else {
+        printf("memory: skipped\n\n");
+    }
+    if (rep->have_callgrind) {
+        const bench_callgrind_t *c = &rep->callgrind;
+        printf("broker CPU (callgrind; %llu tasks, 1 client x 16, 1 worker)\n"
+               "  %.0f instructions per task (I_N %llu - I_0 %llu)\n\n",
+               (unsigned long long)c->tasks, c->per_task,
+               (unsigned long long)c->instr_tasks,
+               (unsigned long long)c->instr_base);
+    } else {
+        printf("broker CPU (callgrind): skipped\n\n");
+    }
+    printf("targets: throughput >= %.1fx proxy: %s (%.2fx); "
+           "1x1 p50 <= %.1fx proxy: %s (%.2fx)\n",
+           S_THROUGHPUT_TARGET, s_verdict(rt >= S_THROUGHPUT_TARGET), rt,
+           S_LATENCY_TARGET, s_verdict(rl <= S_LATENCY_TARGET), rl);
+}
+
+/*  Hard bound on the whole run: generous per phase; a run that passes it
+    is broken, and the SIGALRM handler kills the children. */
+static unsigned s_budget(const bench_config_t *cfg, bool callgrind)
+{
+    /*  Per load: warm-up, slack, and the drain bound, for every slice. */
+    double per_slice = BENCH_WARMUP_US / 1e6 + BENCH_DRAIN_MS / 1e3 + 2;
+    double s = 60 + 4 * (cfg->duration_s + cfg->rounds * per_slice);
+    if (cfg->memory)
+        s += 120;
+    if (callgrind)
+        s += 300 + cfg->callgrind_tasks / 200.0;
+    return (unsigned)s;
+}
+
+/*  One phase: Yard and the proxy take turns, `rounds` slices each,
+    alternating which goes first so neither always runs on a machine the
+    other just warmed (or loaded). */
+static int s_phase(const bench_config_t *cfg, bench_yard_t *yard,
+                   bench_proxy_t *proxy, const bench_load_t *load,
+                   bench_result_t *ry, bench_result_t *rp, double *round_y,
+                   double *round_p)
+{
+    bench_load_t slice = *load;
+    slice.duration_us = load->duration_us / cfg->rounds;
+    for (uint32_t i = 0; i < cfg->rounds; i++) {
+        for (int k = 0; k < 2; k++) {
+            bool do_yard = (k == 0) == (i % 2 == 0);
+            bench_result_t *r = do_yard ? ry : rp;
+            uint64_t before = r->completed;
+            double secs = r->seconds;
+            int rc = do_yard ? bench_yard_load(yard, &slice, r)
+                             : bench_proxy_load(proxy, &slice, r);
+            if (rc != 0)
+                return -1;
+            double tps = r->seconds > secs ? (double)(r->completed - before) /
+                                                 (r->seconds - secs)
+                                           : 0;
+            if (round_y && round_p)
+                (do_yard ? round_y : round_p)[i] = tps;
+            bench_note("  round %u %s: %.0f tasks/s", i + 1,
+                       do_yard ? "yard" : "proxy", tps);
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    bench_config_t cfg = {
+        .clients = 4,
+        .window = 16,
+        .workers = 2,
+        .payload = 64,
+        .duration_s = 3,
+        .rounds = 3,
+        .mem_tasks = 1000000,
+        .memory = true,
+        .callgrind = -1,
+        .callgrind_tasks = 20000,
+    };
+    int status = s_parse(argc, argv, &cfg);
+    if (status >= 0)
+        return status;
+    bench_set_verbose(cfg.verbose);
+
+    char path[PATH_MAX], valgrind[PATH_MAX];
+    const char *needed[] = {"yard-broker", "yard-worker"};
+    for (size_t i = 0; i < 2; i++) {
+        if (!bench_bin_path(needed[i], path, sizeof(path))) {
+            fprintf(stderr,
+                    "yard-bench: %s is missing (build it: it must "
+                    "sit beside yard-bench)\n",
+                    path);
+            return 1;
+        }
+    }
+    bool have_valgrind = bench_which("valgrind", valgrind, sizeof(valgrind));
+    if (cfg.callgrind == 1 && !have_valgrind) {
+        fprintf(stderr, "yard-bench: --callgrind needs valgrind on PATH\n");
+        return 1;
+    }
+    bool callgrind = cfg.callgrind == 1 ||
+                     (cfg.callgrind == -1 && have_valgrind && !S_SANITIZED);
+    if (bench_proc_init(s_budget(&cfg, callgrind)) != 0)
+        return 1;
+
+    /*  Large (histograms): on the heap. */
+    s_report_t *rep = calloc(1, sizeof(*rep));
+    if (!rep)
+        return 1;
+    bench_result_init(&rep->yard);
+    bench_result_init(&rep->proxy);
+    bench_result_init(&rep->yard_lat);
+    bench_result_init(&rep->proxy_lat);
+    rep->rounds = cfg.rounds;
+    rep->cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    bench_proxy_t proxy;
+    bench_yard_t yard;
+    memset(&proxy, 0, sizeof(proxy));
+    memset(&yard, 0, sizeof(yard));
+    bench_broker_opts_t bo = {0, -1, NULL, NULL, S_READY_MS};
+    bench_load_t load = {cfg.clients,
+                         cfg.window,
+                         cfg.payload,
+                         BENCH_WARMUP_US,
+                         (int64_t)(cfg.duration_s * 1e6),
+                         0};
+    bench_load_t one = load;
+    one.clients = 1;
+    one.window = 1;
+    int rc = 1;
+
+    if (bench_proxy_start(&proxy, cfg.workers, S_READY_MS) != 0)
+        goto fail;
+    if (bench_yard_start_broker(&yard, &bo) != 0 ||
+        bench_yard_start_workers(&yard, "bench-echo", cfg.workers,
+                                 S_READY_MS) != 0)
+        goto fail;
+
+    bench_note("throughput: %u x %u", cfg.clients, cfg.window);
+    if (s_phase(&cfg, &yard, &proxy, &load, &rep->yard, &rep->proxy,
+                rep->round_yard, rep->round_proxy) != 0)
+        goto fail;
+    bench_note("latency: 1 x 1");
+    if (s_phase(&cfg, &yard, &proxy, &one, &rep->yard_lat, &rep->proxy_lat,
+                NULL, NULL) != 0)
+        goto fail;
+    bench_proxy_stop(&proxy, 2000);
+    bench_yard_stop(&yard, 10000);
+
+    if (cfg.memory) {
+        bench_note("memory: %u tasks", cfg.mem_tasks);
+        if (bench_memory_run(cfg.mem_tasks, cfg.payload, &rep->memory) != 0)
+            goto fail;
+        rep->have_memory = true;
+    }
+    if (callgrind) {
+        bench_note("callgrind: %u tasks", cfg.callgrind_tasks);
+        if (bench_callgrind_run(valgrind, cfg.callgrind_tasks, cfg.payload,
+                                &rep->callgrind) != 0)
+            goto fail;
+        rep->have_callgrind = true;
+    }
+    if (cfg.json) {
+        if (s_print_json(&cfg, rep) != 0)
+            goto fail;
+    } else {
+        s_print_text(&cfg, rep);
+    }
+    fflush(stdout);
+    rc = 0;
+    if (bench_proc_unclean()) {
+        /*  The figures stand, but a Yard process crashed, hung or had a
+            sanitizer report at exit: that is a defect to look at. */
+        fprintf(stderr,
+                "yard-bench: %d Yard process(es) did not exit cleanly "
+                "(see above)\n",
+                bench_proc_unclean());
+        rc = 1;
+    }
+fail:
+    bench_proc_stop_all();
+    if (rc != 0 && !bench_proc_unclean())
+        fprintf(stderr, "yard-bench: failed\n");
+    bench_proc_finish(rc != 0 || cfg.keep);
+    free(rep);
+    return rc;
+}
