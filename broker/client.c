@@ -353,10 +353,9 @@ void client_handle(broker_t *self, broker_client_t *c, yard_wire_msg_t *msg,
         //  A client only heartbeats while it waits for tasks. If we have
         //  never seen it, we restarted and lost them: DISCONNECT tells it
         //  to re-send now instead of waiting for silence.
-        yard_wire_send(self->router, c->identity, c->identity_len,
-                       YARD_ROLE_BROKER,
-                       c->fresh ? YARD_CMD_DISCONNECT : YARD_CMD_HEARTBEAT,
-                       NULL, 0, 0);
+        yard_wire_send(
+            self->router, c->identity, c->identity_len, YARD_ROLE_BROKER,
+            c->fresh ? YARD_CMD_DISCONNECT : YARD_CMD_HEARTBEAT, NULL, 0, 0);
         c->fresh = false;
         return;
     case YARD_CMD_DISCONNECT:

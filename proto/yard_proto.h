@@ -34,9 +34,9 @@ extern "C" {
 
 /* ---- Protocol constants ------------------------------------------------ */
 
-#define YARD_MAGIC 'Y'        /*  first byte of every header frame     */
-#define YARD_PROTO_VERSION 1  /*  third byte of every header frame     */
-#define YARD_HEADER_SIZE 4    /*  header frame is exactly this long    */
+#define YARD_MAGIC 'Y'       /*  first byte of every header frame     */
+#define YARD_PROTO_VERSION 1 /*  third byte of every header frame     */
+#define YARD_HEADER_SIZE 4   /*  header frame is exactly this long    */
 #define YARD_VERSION_STRING "0.1.0"
 
 /*  Limits. The broker answers a message that breaks one with ERROR (or a
@@ -47,7 +47,7 @@ extern "C" {
 #define YARD_MAX_PAYLOAD (4u * 1024 * 1024) /*  payload bytes per task  */
 #define YARD_MAX_BODY (YARD_MAX_PAYLOAD + 64u * 1024) /* one body frame */
 #define YARD_MAX_MSGSIZE (16u * 1024 * 1024) /*  ZMQ_MAXMSGSIZE          */
-#define YARD_MAX_BATCH 256   /*  bodies per message                      */
+#define YARD_MAX_BATCH 256 /*  bodies per message                      */
 #define YARD_MAX_FRAMES (1 + YARD_MAX_BATCH) /* header + bodies          */
 #define YARD_MAX_ID 128      /*  bytes in a task id                      */
 #define YARD_MAX_SERVICE 128 /*  bytes in a service name                 */
@@ -121,22 +121,22 @@ typedef enum {
 /*  Library error codes: 0 is success, failures are negative. */
 typedef enum {
     YARD_E_OK = 0,
-    YARD_E_MALFORMED = -1,     /*  not valid msgpack / not a map / trailing */
-    YARD_E_TOO_LARGE = -2,     /*  a size limit was exceeded                */
-    YARD_E_VERSION = -3,       /*  unsupported protocol version             */
-    YARD_E_UNKNOWN_CMD = -4,   /*  command not valid for this role          */
-    YARD_E_TYPE = -5,          /*  a field has the wrong msgpack type       */
-    YARD_E_RANGE = -6,         /*  a field's value is out of range          */
-    YARD_E_MISSING = -7,       /*  a required field is absent               */
-    YARD_E_FRAMES = -8,        /*  wrong number of body frames              */
-    YARD_E_HEADER = -9,        /*  header frame not 4 bytes / bad magic     */
-    YARD_E_ROLE = -10,         /*  unknown role byte                        */
-    YARD_E_NOMEM = -11,        /*  allocation failed                        */
-    YARD_E_IO = -12,           /*  ZeroMQ send/recv failed (see errno)      */
-    YARD_E_TIMEOUT = -13,      /*  an API wait ran out of time              */
-    YARD_E_ARG = -14,          /*  bad argument passed to an API            */
-    YARD_E_NOTFOUND = -15,     /*  no such task / entry                     */
-    YARD_E_INTERRUPTED = -16,  /*  a signal or stop request interrupted    */
+    YARD_E_MALFORMED = -1,    /*  not valid msgpack / not a map / trailing */
+    YARD_E_TOO_LARGE = -2,    /*  a size limit was exceeded                */
+    YARD_E_VERSION = -3,      /*  unsupported protocol version             */
+    YARD_E_UNKNOWN_CMD = -4,  /*  command not valid for this role          */
+    YARD_E_TYPE = -5,         /*  a field has the wrong msgpack type       */
+    YARD_E_RANGE = -6,        /*  a field's value is out of range          */
+    YARD_E_MISSING = -7,      /*  a required field is absent               */
+    YARD_E_FRAMES = -8,       /*  wrong number of body frames              */
+    YARD_E_HEADER = -9,       /*  header frame not 4 bytes / bad magic     */
+    YARD_E_ROLE = -10,        /*  unknown role byte                        */
+    YARD_E_NOMEM = -11,       /*  allocation failed                        */
+    YARD_E_IO = -12,          /*  ZeroMQ send/recv failed (see errno)      */
+    YARD_E_TIMEOUT = -13,     /*  an API wait ran out of time              */
+    YARD_E_ARG = -14,         /*  bad argument passed to an API            */
+    YARD_E_NOTFOUND = -15,    /*  no such task / entry                     */
+    YARD_E_INTERRUPTED = -16, /*  a signal or stop request interrupted    */
 } yard_err_t;
 
 /*  Returns a constant human-readable string for a yard_err_t. */
@@ -172,15 +172,15 @@ typedef struct {
 
 /*  SUBMIT body, client -> broker. */
 typedef struct {
-    yard_bytes_t id;      /*  str 1..128, required; client-chosen        */
-    yard_bytes_t service; /*  str 1..128 of [A-Za-z0-9._:-], required    */
-    yard_bytes_t payload; /*  bin or str 0..YARD_MAX_PAYLOAD             */
-    uint32_t timeout_ms;  /*  1..24h, default 30000; whole-task deadline */
-    uint32_t retries;     /*  0..16, default 0; extra attempts on error  */
-    uint32_t backoff_ms;  /*  0..60000, default 100; base retry delay    */
-    uint8_t priority;     /*  0..9, default 0; 9 is served first         */
-    yard_bytes_t headers; /*  raw msgpack map str->str, or empty         */
-    yard_bytes_t cache;   /*  raw msgpack map, reserved (issue 6)        */
+    yard_bytes_t id;       /*  str 1..128, required; client-chosen        */
+    yard_bytes_t service;  /*  str 1..128 of [A-Za-z0-9._:-], required    */
+    yard_bytes_t payload;  /*  bin or str 0..YARD_MAX_PAYLOAD             */
+    uint32_t timeout_ms;   /*  1..24h, default 30000; whole-task deadline */
+    uint32_t retries;      /*  0..16, default 0; extra attempts on error  */
+    uint32_t backoff_ms;   /*  0..60000, default 100; base retry delay    */
+    uint8_t priority;      /*  0..9, default 0; 9 is served first         */
+    yard_bytes_t headers;  /*  raw msgpack map str->str, or empty         */
+    yard_bytes_t cache;    /*  raw msgpack map, reserved (issue 6)        */
     yard_bytes_t fallback; /* str, reserved (issue 4)                    */
 } yard_submit_t;
 
@@ -199,16 +199,16 @@ typedef struct {
     or error, run_us. From the broker to a client: id, status, payload or
     error, cached, attempts, timings, retry_after_ms. */
 typedef struct {
-    uint64_t job;           /*  W->B: the TASK's job; B->C: absent (0)   */
-    yard_bytes_t id;        /*  B->C: the client's task id               */
-    yard_status_t status;   /*  required                                 */
-    yard_bytes_t payload;   /*  bin, result bytes                        */
-    yard_bytes_t error;     /*  str, error text when status != ok        */
-    bool cached;            /*  B->C: answered from the response cache   */
-    uint32_t attempts;      /*  B->C: attempts made                      */
-    uint64_t queue_us;      /*  B->C: time spent queued                  */
-    uint64_t run_us;        /*  time spent in the worker                 */
-    uint64_t total_us;      /*  B->C: submit to reply, in the broker     */
+    uint64_t job;            /*  W->B: the TASK's job; B->C: absent (0)   */
+    yard_bytes_t id;         /*  B->C: the client's task id               */
+    yard_status_t status;    /*  required                                 */
+    yard_bytes_t payload;    /*  bin, result bytes                        */
+    yard_bytes_t error;      /*  str, error text when status != ok        */
+    bool cached;             /*  B->C: answered from the response cache   */
+    uint32_t attempts;       /*  B->C: attempts made                      */
+    uint64_t queue_us;       /*  B->C: time spent queued                  */
+    uint64_t run_us;         /*  time spent in the worker                 */
+    uint64_t total_us;       /*  B->C: submit to reply, in the broker     */
     uint32_t retry_after_ms; /* B->C: hint for rejected / circuit_open   */
 } yard_result_t;
 
@@ -373,8 +373,8 @@ int yard_wire_recv(void *socket, bool router, yard_wire_msg_t *m, int flags);
     unroutable or full peer drops the message, as ROUTER does); on a
     DEALER it uses flags (0 or ZMQ_DONTWAIT). Returns 0 or YARD_E_IO. */
 int yard_wire_send(void *socket, const void *identity, size_t identity_len,
-                   yard_role_t role, yard_cmd_t cmd,
-                   const yard_frame_t *bodies, size_t nbodies, int flags);
+                   yard_role_t role, yard_cmd_t cmd, const yard_frame_t *bodies,
+                   size_t nbodies, int flags);
 
 #ifdef __cplusplus
 }
