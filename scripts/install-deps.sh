@@ -3,7 +3,7 @@
 # when they are missing and we are root. Idempotent and quiet when all
 # are present; as non-root it only reports what is missing.
 set -eu
-PKGS="build-essential cmake pkg-config clang libclang-rt-dev
+PKGS="build-essential cmake pkg-config clang clang-format libclang-rt-dev
 libzmq3-dev libczmq-dev libmsgpack-dev libhiredis-dev zlib1g-dev
 libjansson-dev libxxhash-dev libcmocka-dev redis-server valgrind
 python3 python3-zmq python3-msgpack python3-pytest"

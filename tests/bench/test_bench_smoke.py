@@ -1,0 +1,40 @@
+"""yard-bench runs end to end and its --json is what scripts rely on.
+
+A short run (1 s per side, small memory and callgrind phases): this checks
+the benchmark works, not how fast anything is; figures come from make bench.
+"""
+import json
+import os
+import shutil
+import subprocess
+
+BIN = os.environ.get("YARD_BIN", "build/bin")
+
+
+def test_bench_json_short_run():
+    args = [os.path.join(BIN, "yard-bench"), "--json", "--duration", "1",
+            "--rounds", "1", "--mem-tasks", "20000", "--callgrind-tasks",
+            "1000"]
+    if not shutil.which("valgrind"):
+        args.append("--no-callgrind")
+    out = subprocess.run(args, capture_output=True, timeout=240, text=True)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    for side in ("yard", "proxy"):
+        s = report[side]
+        assert s["completed"] > 0
+        assert s["tasks_per_s"] > 0
+        assert 0 < s["p50_us"] <= s["p99_us"]
+    assert report["ratio"]["throughput"] > 0
+    assert report["latency"]["ratio_p50"] > 0
+    assert report["memory"]["broker_tasks"] == 20000
+    assert report["memory"]["bytes_per_task"] > 0
+    if "--no-callgrind" not in args:
+        assert report["callgrind"]["instructions_per_task"] > 0
+
+
+def test_bench_rejects_bad_flag():
+    out = subprocess.run([os.path.join(BIN, "yard-bench"), "--window", "0"],
+                         capture_output=True, timeout=30, text=True)
+    assert out.returncode == 2
+    assert "window" in out.stderr
