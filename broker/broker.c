@@ -70,13 +70,16 @@ static int s_signal_fd(void)
     return signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 }
 
-broker_t *broker_new(const broker_config_t *config)
+broker_t *broker_new(const broker_config_t *config, char *err, size_t errlen)
 {
+    if (errlen)
+        err[0] = 0;
     broker_t *self = calloc(1, sizeof(*self));
     if (!self)
         return NULL;
     self->config = *config;
     self->signal_fd = -1;
+    self->breaker_wake_us = INT64_MAX;
     yard_rand_seed_os(&self->rng);
     self->seed = yard_rand_next(&self->rng);
     //  Job handles start at a random point per boot so a result from a
@@ -108,6 +111,10 @@ broker_t *broker_new(const broker_config_t *config)
         return NULL;
     }
     yard_wire_msg_init(self->msg);
+    if (breaker_configure_start(self, err, errlen) != 0) {
+        broker_destroy(&self);
+        return NULL;
+    }
     self->router = zmq_socket(self->ctx, ZMQ_ROUTER);
     self->xpub = zmq_socket(self->ctx, ZMQ_XPUB);
     if (!self->router || !self->xpub || yard_wire_setup(self->router) != 0) {
@@ -204,9 +211,9 @@ void broker_reply(broker_t *self, broker_client_t *client,
     client_queue_body(self, client, self->scratch.data, self->scratch.size);
 }
 
-void broker_answer(broker_t *self, broker_task_t *task, yard_status_t status,
-                   const void *payload, size_t payload_len, const char *error,
-                   size_t error_len, uint64_t run_us)
+static void s_answer(broker_t *self, broker_task_t *task, yard_status_t status,
+                     const void *payload, size_t payload_len, const char *error,
+                     size_t error_len, uint64_t run_us, uint32_t retry_after_ms)
 {
     int64_t now = yard_clock_us();
     broker_client_t *client = task->client;
@@ -227,8 +234,25 @@ void broker_answer(broker_t *self, broker_task_t *task, yard_status_t status,
     result.queue_us = task->queue_us;
     result.run_us = run_us;
     result.total_us = (uint64_t)(now - task->accepted_us);
+    result.retry_after_ms = retry_after_ms;
     broker_reply(self, client, &result);
     broker_forget(self, task);
+}
+
+void broker_answer(broker_t *self, broker_task_t *task, yard_status_t status,
+                   const void *payload, size_t payload_len, const char *error,
+                   size_t error_len, uint64_t run_us)
+{
+    s_answer(self, task, status, payload, payload_len, error, error_len, run_us,
+             0);
+}
+
+void broker_answer_retry(broker_t *self, broker_task_t *task,
+                         yard_status_t status, const char *error,
+                         uint32_t retry_after_ms)
+{
+    s_answer(self, task, status, NULL, 0, error, strlen(error), 0,
+             retry_after_ms);
 }
 
 void broker_forget(broker_t *self, broker_task_t *task)
@@ -348,6 +372,8 @@ static void s_fire_timers(broker_t *self, int64_t now)
             break;
         }
         service->counters.timed_out++;
+        breaker_record(self, task, YARD_BREAKER_TIMEOUT,
+                       (uint64_t)(now - task->accepted_us), now);
         broker_answer(self, task, YARD_TIMEOUT, NULL, 0, "deadline exceeded",
                       17, 0);
     }
@@ -361,6 +387,9 @@ static void s_dispatch(broker_t *self, int64_t now)
         broker_service_t *next = service->next_dispatch;
         service->dispatch_pending = false;
         service->next_dispatch = NULL;
+        if (service->breaker.state == YARD_BREAKER_OPEN &&
+            (service->queued || service->delayed))
+            breaker_shed(self, service, now);
         while (service->queued && service->spare) {
             size_t with_spare = 0;
             broker_worker_t *w = service_pick_worker(service, &with_spare);
@@ -453,6 +482,7 @@ static void s_finish_drain(broker_t *self, int64_t now)
             break;
         }
         service->counters.shutdown++;
+        breaker_record(self, task, YARD_BREAKER_NEUTRAL, 0, now);
         broker_answer(self, task, YARD_SHUTDOWN, NULL, 0,
                       "broker shut down before the task finished", 41, 0);
     }
@@ -486,12 +516,16 @@ static void s_read_signals(broker_t *self, int64_t now)
 
 static long s_poll_timeout_ms(broker_t *self, int64_t now)
 {
+    if (self->dispatch_list)
+        return 0; //  work handed on during dispatch (a fallback)
     int64_t until = self->next_heartbeat_us;
     yard_heap_node_t *node = yard_heap_peek(self->timers);
     if (node && node->key < until)
         until = node->key;
     if (self->draining && self->drain_deadline_us < until)
         until = self->drain_deadline_us;
+    if (self->breaker_wake_us < until)
+        until = self->breaker_wake_us;
     if (until <= now)
         return 0;
     return (long)((until - now + 999) / 1000);
@@ -527,6 +561,7 @@ int broker_run(broker_t *self)
         if (nitems == 2 && rc > 0 && (items[1].revents & ZMQ_POLLIN))
             s_read_signals(self, now);
         s_fire_timers(self, now);
+        breaker_tick(self, now);
         s_dispatch(self, now);
         client_flush_all(self);
         if (now >= self->next_heartbeat_us) {

@@ -23,6 +23,7 @@
 
 #include <msgpack.h>
 
+#include "yard_breaker.h"
 #include "yard_heap.h"
 #include "yard_hist.h"
 #include "yard_map.h"
@@ -89,20 +90,25 @@ struct broker_task {
     uint8_t id_len;            /*  bytes of id (1..128)                    */
     uint32_t payload_len;      /*  bytes of payload                        */
     uint32_t headers_len;      /*  bytes of raw msgpack headers map        */
-    uint8_t data[];            /*  id, payload, headers, back to back      */
+    uint8_t fallback_len;      /*  bytes of fallback service name, 0 = none */
+    uint64_t breaker_gen;      /*  breaker generation it was admitted in   */
+    uint8_t data[]; /*  id, payload, headers, fallback, back to back       */
 };
 
 /*  Counters per service (and in total). */
 typedef struct {
-    uint64_t submitted; /*  tasks accepted into the service                */
-    uint64_t completed; /*  answered ok                                    */
-    uint64_t failed;    /*  answered error after retries                   */
-    uint64_t timed_out; /*  answered timeout                               */
-    uint64_t rejected;  /*  answered rejected (queue full)                 */
-    uint64_t retried;   /*  re-queued after an error                       */
-    uint64_t cancelled; /*  answered cancelled                             */
-    uint64_t lost;      /*  re-dispatches caused by a lost worker          */
-    uint64_t shutdown;  /*  answered shutdown                              */
+    uint64_t submitted;    /*  tasks accepted into the service                */
+    uint64_t completed;    /*  answered ok                                    */
+    uint64_t failed;       /*  answered error after retries                   */
+    uint64_t timed_out;    /*  answered timeout                               */
+    uint64_t rejected;     /*  answered rejected (queue full)                 */
+    uint64_t retried;      /*  re-queued after an error                       */
+    uint64_t cancelled;    /*  answered cancelled                             */
+    uint64_t lost;         /*  re-dispatches caused by a lost worker          */
+    uint64_t shutdown;     /*  answered shutdown                              */
+    uint64_t circuit_open; /*  answered circuit_open (breaker refused)     */
+    uint64_t fallback;     /*  handed to their fallback service (and counted
+                               as submitted there)                        */
 } broker_counters_t;
 
 struct broker_service {
@@ -122,6 +128,11 @@ struct broker_service {
     broker_service_t *next_dispatch; /*  dispatch list link                  */
     broker_counters_t counters;      /*  its metrics                         */
     yard_hist_t latency;             /*  submit-to-reply of ok tasks, in us  */
+    yard_breaker_t breaker;          /*  its circuit breaker                 */
+    yard_breaker_config_t breaker_own; /*  settings set for this service     */
+    uint32_t breaker_mask; /*  which of breaker_own's settings are set (bit
+                               per YARD_BREAKER key); the rest follow the
+                               broker's defaults                         */
 };
 
 struct broker_worker {
@@ -162,6 +173,10 @@ typedef struct {
     uint32_t grace_ms;     /*  SIGTERM drain budget                         */
     uint32_t heartbeat_ms; /*  heartbeat interval                           */
     uint32_t liveness;     /*  intervals of silence before a worker is lost */
+    yard_breaker_config_t breaker; /*  breaker defaults for every service  */
+    const char **breaker_specs; /*  per-service settings, "SERVICE.key=value",
+                                    applied in order at start            */
+    size_t nbreaker_specs;
 } broker_config_t;
 
 struct broker {
@@ -192,6 +207,9 @@ struct broker {
     uint64_t stale_results;    /*  worker results for unknown jobs            */
     int64_t started_us;        /*  monotonic start time                       */
     int64_t next_heartbeat_us; /*  next heartbeat/liveness sweep            */
+    int64_t breaker_wake_us;   /*  earliest open breaker's half-open time,
+                                   INT64_MAX if none                     */
+    uint64_t events;           /*  events emitted                            */
     bool draining;             /*  SIGTERM received                           */
     int64_t drain_deadline_us; /*  when draining ends                       */
     bool stop;                 /*  leave the loop                             */
@@ -199,9 +217,10 @@ struct broker {
 
 /* ---- broker.c ------------------------------------------------------------ */
 
-/*  Creates a broker bound to config's endpoints; NULL (and a logged reason)
-    if a socket cannot be bound. */
-broker_t *broker_new(const broker_config_t *config);
+/*  Creates a broker bound to config's endpoints. NULL if the breaker
+    settings are inconsistent (reason in err) or a socket cannot be bound
+    (reason logged, err empty). */
+broker_t *broker_new(const broker_config_t *config, char *err, size_t errlen);
 
 /*  Destroys the broker, freeing every object. Idempotent. */
 void broker_destroy(broker_t **self_p);
@@ -217,6 +236,11 @@ void broker_want_dispatch(broker_t *self, broker_service_t *service);
 void broker_answer(broker_t *self, broker_task_t *task, yard_status_t status,
                    const void *payload, size_t payload_len, const char *error,
                    size_t error_len, uint64_t run_us);
+
+/*  broker_answer with a retry_after_ms hint (circuit_open answers). */
+void broker_answer_retry(broker_t *self, broker_task_t *task,
+                         yard_status_t status, const char *error,
+                         uint32_t retry_after_ms);
 
 /*  Unlinks an answered (or silently cancelled) task from the id index,
     the timers and its client, and frees it -- or, if a worker still holds
@@ -249,6 +273,10 @@ static inline const uint8_t *task_payload(const broker_task_t *t)
 static inline const uint8_t *task_headers(const broker_task_t *t)
 {
     return t->data + t->id_len + t->payload_len;
+}
+static inline const uint8_t *task_fallback(const broker_task_t *t)
+{
+    return t->data + t->id_len + t->payload_len + t->headers_len;
 }
 
 /*  Bytes a task occupies (for memory reports). */
@@ -349,9 +377,86 @@ void client_sweep(broker_t *self, int64_t now);
 /*  Builds the admin "stats" JSON; returns a malloc'd string or NULL. */
 char *stats_json(broker_t *self, int64_t now);
 
+/*  The JSON object describing a service's breaker (state, metrics,
+    settings), and the one for a breaker config. */
+struct json_t;
+struct json_t *stats_breaker(broker_t *self, broker_service_t *service,
+                             int64_t now);
+struct json_t *stats_breaker_config(const yard_breaker_config_t *cfg);
+
 /*  Sends an ERROR body to a peer. */
 void broker_send_error(broker_t *self, const uint8_t *identity,
                        size_t identity_len, int err, const char *message,
                        const yard_bytes_t *id);
+
+/* ---- breaker.c -------------------------------------------------------------
+ */
+
+/*  Applies breaker settings together: to the defaults (service NULL;
+    services that did not set a key themselves follow), or to one service
+    (created if unknown). Either all apply or, with a reason in err and -1,
+    none: the result must pass yard_breaker_config_check. */
+typedef struct {
+    const char *key;
+    const char *value;
+} breaker_kv_t;
+int breaker_set_many(broker_t *self, const char *service,
+                     const breaker_kv_t *kv, size_t n, char *err,
+                     size_t errlen);
+
+/*  Applies config.breaker_specs at start, then checks every breaker's
+    settings. 0, or -1 with a reason in err. */
+int breaker_configure_start(broker_t *self, char *err, size_t errlen);
+
+/*  Splits "[SERVICE.]key=value" into its parts in buf (service NULL for
+    the defaults). The key is the text after the last '.' before '=', so
+    service names may contain dots. 0, or -1 with a reason in err. */
+int breaker_spec_split(const char *spec, char *buf, size_t buflen,
+                       const char **service, const char **key,
+                       const char **value, char *err, size_t errlen);
+
+/*  Gives a new service its breaker (the defaults). */
+void breaker_service_init(broker_t *self, broker_service_t *service,
+                          int64_t now);
+
+/*  May a task for this service go through? true: *gen is its generation.
+    false: *retry_after_ms says when to try again. */
+bool breaker_admit(broker_t *self, broker_service_t *service, int64_t now,
+                   uint64_t *gen, uint32_t *retry_after_ms);
+
+/*  Reports the outcome of a task's attempt to its service's breaker. */
+void breaker_record(broker_t *self, broker_task_t *task,
+                    yard_breaker_outcome_t outcome, uint64_t run_us,
+                    int64_t now);
+
+/*  Turns open breakers whose time is up half-open (timer step). */
+void breaker_tick(broker_t *self, int64_t now);
+
+/*  Answers (or hands to their fallback) every task waiting for a service
+    whose breaker is open: nothing waits behind an open breaker. */
+void breaker_shed(broker_t *self, broker_service_t *service, int64_t now);
+
+/*  Operator commands: "list", "show SERVICE", "reset SERVICE",
+    "set SERVICE|* key=value...". Returns a malloc'd JSON answer, or NULL
+    with a reason in err. */
+char *breaker_admin(broker_t *self, const char *args, size_t len, int64_t now,
+                    char *err, size_t errlen);
+
+/* ---- events.c ------------------------------------------------------------ */
+
+/*  One field of an event's payload. */
+typedef struct {
+    const char *key;
+    enum { EV_STR, EV_UINT, EV_DOUBLE } kind;
+    const char *s;
+    uint64_t u;
+    double d;
+} broker_event_field_t;
+
+/*  The one place the broker emits its events (breaker.*, and the event
+    bus issue's lifecycle events): logged now, published on the events
+    endpoint once the bus exists. */
+void broker_emit(broker_t *self, const char *type,
+                 const broker_event_field_t *fields, size_t nfields);
 
 #endif

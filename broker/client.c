@@ -132,31 +132,57 @@ static void s_reply_status(broker_t *self, broker_client_t *c,
     broker_reply(self, c, &result);
 }
 
+//  An admin answer: ok with a JSON payload (freed here), or an error if
+//  building it ran out of memory.
+static void s_reply_json(broker_t *self, broker_client_t *c,
+                         const yard_bytes_t *id, char *json)
+{
+    if (!json) {
+        s_reply_status(self, c, id, YARD_ERROR, "out of memory", 0);
+        return;
+    }
+    yard_result_t result;
+    memset(&result, 0, sizeof(result));
+    result.id = *id;
+    result.status = YARD_OK;
+    result.payload = yard_bytes_str(json);
+    result.attempts = 1;
+    broker_reply(self, c, &result);
+    free(json);
+}
+
+//  True if the payload is the word `word`, alone or followed by a space.
+static bool s_is_command(const yard_bytes_t *payload, const char *word)
+{
+    size_t n = strlen(word);
+    return payload->len >= n && memcmp(payload->ptr, word, n) == 0 &&
+           (payload->len == n || payload->ptr[n] == ' ');
+}
+
 //  The internal admin service: the broker answers it itself.
 static void s_admin(broker_t *self, broker_client_t *c,
                     const yard_submit_t *submit, int64_t now)
 {
-    static const char stats[] = "stats";
-    if (submit->payload.len == sizeof(stats) - 1 &&
-        memcmp(submit->payload.ptr, stats, sizeof(stats) - 1) == 0) {
-        char *json = stats_json(self, now);
+    const yard_bytes_t *p = &submit->payload;
+    if (p->len == 5 && memcmp(p->ptr, "stats", 5) == 0) {
+        s_reply_json(self, c, &submit->id, stats_json(self, now));
+        return;
+    }
+    if (s_is_command(p, "breaker")) {
+        char err[320] = "out of memory", why[340];
+        char *json = breaker_admin(self, (const char *)p->ptr + 7, p->len - 7,
+                                   now, err, sizeof(err));
         if (!json) {
-            s_reply_status(self, c, &submit->id, YARD_ERROR, "out of memory",
-                           0);
+            snprintf(why, sizeof(why), "bad_field: %s", err);
+            s_reply_status(self, c, &submit->id, YARD_INVALID, why, 0);
             return;
         }
-        yard_result_t result;
-        memset(&result, 0, sizeof(result));
-        result.id = submit->id;
-        result.status = YARD_OK;
-        result.payload = yard_bytes_str(json);
-        result.attempts = 1;
-        broker_reply(self, c, &result);
-        free(json);
+        s_reply_json(self, c, &submit->id, json);
         return;
     }
     s_reply_status(self, c, &submit->id, YARD_INVALID,
-                   "bad_field: unknown admin command (known: stats)", 0);
+                   "bad_field: unknown admin command (known: stats, breaker)",
+                   0);
 }
 
 static void s_submit(broker_t *self, broker_client_t *c,
@@ -196,7 +222,36 @@ static void s_submit(broker_t *self, broker_client_t *c,
                        BROKER_REJECT_RETRY_MS);
         return;
     }
+    //  The breaker: an open one answers at once (or hands the task to its
+    //  fallback service); nothing queues behind it.
+    uint64_t gen = 0;
+    uint32_t retry = 0;
+    if (!breaker_admit(self, service, now, &gen, &retry)) {
+        broker_service_t *fb = NULL;
+        uint64_t fb_gen = 0;
+        uint32_t fb_retry = 0;
+        if (submit->fallback.len)
+            fb = service_require(self, submit->fallback.ptr,
+                                 submit->fallback.len);
+        if (fb && fb != service &&
+            breaker_admit(self, fb, now, &fb_gen, &fb_retry)) {
+            service->counters.fallback++;
+            service = fb;
+            gen = fb_gen;
+            counters = &service->counters;
+            counters->submitted++;
+        } else {
+            counters->circuit_open++;
+            char why[192];
+            snprintf(why, sizeof(why), "circuit open for %s: retry in %u ms",
+                     service->name, retry);
+            s_reply_status(self, c, &submit->id, YARD_CIRCUIT_OPEN, why, retry);
+            return;
+        }
+    }
     if (service->queued + service->delayed >= self->config.max_queue) {
+        yard_breaker_record(&service->breaker, gen, YARD_BREAKER_NEUTRAL, 0,
+                            now / 1000, &self->rng);
         counters->rejected++;
         char why[96];
         snprintf(why, sizeof(why), "queue full (%zu waiting)",
@@ -208,6 +263,8 @@ static void s_submit(broker_t *self, broker_client_t *c,
     broker_task_t *task = task_new(submit);
     if (!task || yard_map_put(self->tasks_by_id, id_hash, task) != 0) {
         task_free(task);
+        yard_breaker_record(&service->breaker, gen, YARD_BREAKER_NEUTRAL, 0,
+                            now / 1000, &self->rng);
         counters->rejected++;
         s_reply_status(self, c, &submit->id, YARD_REJECTED, "out of memory",
                        BROKER_REJECT_RETRY_MS);
@@ -215,6 +272,7 @@ static void s_submit(broker_t *self, broker_client_t *c,
     }
     task->client = c;
     task->service = service;
+    task->breaker_gen = gen;
     task->id_hash = id_hash;
     task->accepted_us = now;
     task->ready_us = now;
@@ -252,6 +310,7 @@ static void s_cancel(broker_t *self, broker_client_t *c,
         return;
     }
     service->counters.cancelled++;
+    breaker_record(self, task, YARD_BREAKER_NEUTRAL, 0, now);
     broker_answer(self, task, YARD_CANCELLED, NULL, 0, "cancelled by client",
                   19, 0);
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "yard_clock.h"
 #include "yard_hash.h"
 
 static bool s_service_eq(const void *value, const void *key)
@@ -37,6 +38,7 @@ broker_service_t *service_require(broker_t *self, const uint8_t *name,
     service->name_len = len;
     service->hash = yard_hash64(name, len, self->seed);
     yard_hist_reset(&service->latency);
+    breaker_service_init(self, service, yard_clock_us());
     if (yard_map_put(self->services, service->hash, service) != 0) {
         free(service);
         return NULL;

@@ -21,6 +21,8 @@ static void s_add_counters(broker_counters_t *sum, const broker_counters_t *c)
     sum->cancelled += c->cancelled;
     sum->lost += c->lost;
     sum->shutdown += c->shutdown;
+    sum->circuit_open += c->circuit_open;
+    sum->fallback += c->fallback;
 }
 
 static json_t *s_latency(const yard_hist_t *h)
@@ -44,8 +46,68 @@ static json_t *s_block(const broker_counters_t *c, size_t queued,
         (json_int_t)c->cancelled, "lost", (json_int_t)c->lost, "shutdown",
         (json_int_t)c->shutdown, "queued", (json_int_t)queued, "in_flight",
         (json_int_t)in_flight, "workers", (json_int_t)workers);
-    if (o)
+    if (o) {
+        json_object_set_new(o, "circuit_open",
+                            json_integer((json_int_t)c->circuit_open));
+        json_object_set_new(o, "fallback",
+                            json_integer((json_int_t)c->fallback));
         json_object_set_new(o, "latency_us", s_latency(h));
+    }
+    return o;
+}
+
+json_t *stats_breaker_config(const yard_breaker_config_t *cfg)
+{
+    json_t *count = json_array();
+    if (cfg->count & YARD_BREAKER_COUNT_ERROR)
+        json_array_append_new(count, json_string("error"));
+    if (cfg->count & YARD_BREAKER_COUNT_TIMEOUT)
+        json_array_append_new(count, json_string("timeout"));
+    if (cfg->count & YARD_BREAKER_COUNT_LOST)
+        json_array_append_new(count, json_string("lost"));
+    return json_pack(
+        "{s:b, s:I, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:o}", "enabled",
+        cfg->enabled, "fail_threshold", (json_int_t)cfg->fail_threshold,
+        "window", (json_int_t)cfg->window, "min_calls",
+        (json_int_t)cfg->min_calls, "failure_rate", cfg->failure_rate,
+        "slow_ms", (json_int_t)cfg->slow_ms, "base_timeout_ms",
+        (json_int_t)cfg->base_timeout_ms, "max_timeout_ms",
+        (json_int_t)cfg->max_timeout_ms, "half_open_test_count",
+        (json_int_t)cfg->half_open_test_count, "count", count);
+}
+
+json_t *stats_breaker(broker_t *self, broker_service_t *service, int64_t now)
+{
+    (void)self;
+    const yard_breaker_t *b = &service->breaker;
+    int64_t ms = now / 1000;
+    uint32_t retry = yard_breaker_retry_in(b, ms);
+    json_t *o = json_pack(
+        "{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:I, s:I, "
+        "s:I, s:I, s:f}",
+        "service", service->name, "state", yard_breaker_state_name(b->state),
+        "consecutive_failures", (json_int_t)b->consecutive_failures, "total",
+        (json_int_t)b->calls, "successful", (json_int_t)b->successes, "failed",
+        (json_int_t)b->failures, "slow", (json_int_t)b->slow, "rejected",
+        (json_int_t)b->rejected, "trips", (json_int_t)b->trips, "success_rate",
+        yard_breaker_success_rate(b), "recovery_success_rate",
+        yard_breaker_recovery_rate(b), "recovery_trials",
+        (json_int_t)b->recovery_trials, "consecutive_trips",
+        (json_int_t)b->consecutive_trips, "half_open_trials",
+        (json_int_t)(b->state == YARD_BREAKER_HALF_OPEN ? b->trials : 0),
+        "retry_in_ms", (json_int_t)retry, "seconds_until_retry",
+        (double)retry / 1000.0);
+    if (!o)
+        return NULL;
+    json_object_set_new(
+        o, "time_in_state_ms",
+        json_pack(
+            "{s:I, s:I, s:I}", "closed",
+            (json_int_t)yard_breaker_time_in(b, YARD_BREAKER_CLOSED, ms),
+            "open", (json_int_t)yard_breaker_time_in(b, YARD_BREAKER_OPEN, ms),
+            "half_open",
+            (json_int_t)yard_breaker_time_in(b, YARD_BREAKER_HALF_OPEN, ms)));
+    json_object_set_new(o, "config", stats_breaker_config(&b->config));
     return o;
 }
 
@@ -54,6 +116,8 @@ typedef struct {
     broker_counters_t total; /*  summed counters                         */
     yard_hist_t *latency;    /*  merged histogram                        */
     size_t queued, in_flight, workers; /*  summed gauges                 */
+    broker_t *self;
+    int64_t now;
 } s_walk_t;
 
 static void s_service(void *value, void *arg)
@@ -67,6 +131,8 @@ static void s_service(void *value, void *arg)
                         s->nworkers, &s->latency);
     if (o) {
         json_object_set_new(o, "capacity", json_integer((json_int_t)capacity));
+        json_object_set_new(o, "breaker",
+                            stats_breaker(walk->self, s, walk->now));
         json_object_set_new(walk->services, s->name, o);
     }
     s_add_counters(&walk->total, &s->counters);
@@ -125,6 +191,8 @@ char *stats_json(broker_t *self, int64_t now)
     memset(&walk, 0, sizeof(walk));
     walk.services = services;
     walk.latency = latency;
+    walk.self = self;
+    walk.now = now;
     s_add_counters(&walk.total, &self->totals);
     yard_map_each(self->services, s_service, &walk);
     s_wlist_t wl = {workers, now};
@@ -132,11 +200,12 @@ char *stats_json(broker_t *self, int64_t now)
 
     json_object_set_new(
         root, "broker",
-        json_pack("{s:s, s:I, s:I, s:b, s:I, s:I, s:I, s:I}", "version",
+        json_pack("{s:s, s:I, s:I, s:b, s:I, s:I, s:I, s:I, s:I}", "version",
                   YARD_VERSION_STRING, "pid", (json_int_t)getpid(), "uptime_ms",
                   (json_int_t)((now - self->started_us) / 1000), "draining",
                   self->draining, "invalid", (json_int_t)self->invalid,
-                  "malformed", (json_int_t)self->malformed, "duplicates",
+                  "malformed", (json_int_t)self->malformed, "events",
+                  (json_int_t)self->events, "duplicates",
                   (json_int_t)self->duplicates, "stale_results",
                   (json_int_t)self->stale_results));
     json_object_set_new(root, "total",

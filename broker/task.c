@@ -8,8 +8,8 @@
 
 broker_task_t *task_new(const yard_submit_t *submit)
 {
-    size_t extra =
-        (size_t)submit->id.len + submit->payload.len + submit->headers.len;
+    size_t extra = (size_t)submit->id.len + submit->payload.len +
+                   submit->headers.len + submit->fallback.len;
     broker_task_t *task = malloc(sizeof(*task) + extra);
     if (!task)
         return NULL;
@@ -18,6 +18,7 @@ broker_task_t *task_new(const yard_submit_t *submit)
     task->id_len = (uint8_t)submit->id.len;
     task->payload_len = submit->payload.len;
     task->headers_len = submit->headers.len;
+    task->fallback_len = (uint8_t)submit->fallback.len;
     task->priority = submit->priority;
     task->retries = (uint8_t)submit->retries;
     task->backoff_ms = submit->backoff_ms;
@@ -29,6 +30,9 @@ broker_task_t *task_new(const yard_submit_t *submit)
     p += submit->payload.len;
     if (submit->headers.len)
         memcpy(p, submit->headers.ptr, submit->headers.len);
+    p += submit->headers.len;
+    if (submit->fallback.len)
+        memcpy(p, submit->fallback.ptr, submit->fallback.len);
     return task;
 }
 
@@ -39,5 +43,6 @@ void task_free(broker_task_t *task)
 
 size_t task_memory(const broker_task_t *task)
 {
-    return sizeof(*task) + task->id_len + task->payload_len + task->headers_len;
+    return sizeof(*task) + task->id_len + task->payload_len +
+           task->headers_len + task->fallback_len;
 }

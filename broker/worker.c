@@ -185,6 +185,7 @@ static void s_handle_result(broker_t *self, broker_worker_t *w,
         result->run_us ? result->run_us : (uint64_t)(now - task->dispatched_us);
     switch (result->status) {
     case YARD_OK:
+        breaker_record(self, task, YARD_BREAKER_SUCCESS, run_us, now);
         service->counters.completed++;
         yard_hist_record(&service->latency,
                          (uint64_t)(now - task->accepted_us));
@@ -196,7 +197,8 @@ static void s_handle_result(broker_t *self, broker_worker_t *w,
         //  finds the task orphaned above) counts as a failure too.
         //  Worker errors (and any other status a worker should not send)
         //  are failures; retry while retries and time remain. Losses do
-        //  not spend retries.
+        //  not spend retries. An open breaker sheds the retry at once.
+        breaker_record(self, task, YARD_BREAKER_ERROR, run_us, now);
         uint32_t errors = (uint32_t)task->attempts - task->losses;
         if (errors <= task->retries && now < task->deadline_us) {
             uint32_t delay =
@@ -313,6 +315,8 @@ void worker_lost(broker_t *self, broker_worker_t *w, const char *reason)
             service->in_flight--;
             task->losses++;
             service->counters.lost++;
+            breaker_record(self, task, YARD_BREAKER_LOST,
+                           (uint64_t)(now - task->dispatched_us), now);
             if (task->losses >= BROKER_MAX_LOSSES) {
                 static const char why[] = "worker lost 3 times";
                 service->counters.failed++;
