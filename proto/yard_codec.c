@@ -91,8 +91,8 @@ static const s_field_t s_submit_fields[] = {
       YARD_DEFAULT_PRIORITY),
     F("headers", K_HEADERS, 0, S_ANY, yard_submit_t, headers, 0, 0, 0),
     F("cache", K_MAP, 0, S_ANY, yard_submit_t, cache, 0, 0, 0),
-    F("fallback", K_TEXT, 0, S_ANY, yard_submit_t, fallback, 0, YARD_MAX_ERROR,
-      0),
+    F("fallback", K_SERVICE, 0, S_ANY, yard_submit_t, fallback, 1,
+      YARD_MAX_SERVICE, 0),
 };
 
 static const s_field_t s_task_fields[] = {

@@ -181,7 +181,8 @@ typedef struct {
     uint8_t priority;      /*  0..9, default 0; 9 is served first         */
     yard_bytes_t headers;  /*  raw msgpack map str->str, or empty         */
     yard_bytes_t cache;    /*  raw msgpack map, reserved (issue 6)        */
-    yard_bytes_t fallback; /* str, reserved (issue 4)                    */
+    yard_bytes_t fallback; /*  str like service: where to go when its
+                               breaker is open                       */
 } yard_submit_t;
 
 /*  TASK body, broker -> worker. */
