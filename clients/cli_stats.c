@@ -75,6 +75,10 @@ static void s_service_row(const char *name, const json_t *m)
     s_cell(m, "workers", 7);
     s_latency(m, "p50", 8);
     s_latency(m, "p99", 8);
+    s_cell(m, "circuit_open", 8);
+    const json_t *breaker = json_object_get(m, "breaker");
+    const char *state = json_string_value(json_object_get(breaker, "state"));
+    printf(" %-9s", state ? state : "-");
     putchar('\n');
 }
 
@@ -96,9 +100,10 @@ static void s_print_tables(const json_t *root)
             printf(" DRAINING");
         printf("\n\n");
     }
-    printf("%-20s %10s %10s %7s %8s %8s %7s %9s %7s %8s %8s\n", "SERVICE",
-           "SUBMITTED", "COMPLETED", "FAILED", "TIMEOUTS", "REJECTED", "QUEUED",
-           "IN-FLIGHT", "WORKERS", "P50", "P99");
+    printf("%-20s %10s %10s %7s %8s %8s %7s %9s %7s %8s %8s %8s %-9s\n",
+           "SERVICE", "SUBMITTED", "COMPLETED", "FAILED", "TIMEOUTS",
+           "REJECTED", "QUEUED", "IN-FLIGHT", "WORKERS", "P50", "P99",
+           "CIRCUIT", "BREAKER");
     const json_t *services = json_object_get(root, "services");
     const char *name;
     const json_t *m;
