@@ -37,6 +37,8 @@ const char *yard_breaker_config_key(int i)
 static int s_parse_count(const char *value, unsigned *out)
 {
     unsigned bits = 0;
+    if (!value || !*value)
+        return -1;
     if (strcmp(value, "none") == 0) {
         *out = 0;
         return 0;
@@ -192,8 +194,14 @@ int yard_breaker_config_check(const yard_breaker_config_t *cfg, char *err,
                  "never open (set enabled=false instead)");
         return -1;
     }
-    if (!(cfg->failure_rate > 0 && cfg->failure_rate <= 1)) {
+    if (!(cfg->failure_rate >= 0.01 && cfg->failure_rate <= 1)) {
         snprintf(err, errlen, "failure_rate must be in 0.01..1");
+        return -1;
+    }
+    if (cfg->half_open_test_count == 0) {
+        snprintf(err, errlen,
+                 "half_open_test_count must be at least 1 (a half-open "
+                 "breaker with no trials could never close)");
         return -1;
     }
     return 0;
@@ -283,6 +291,7 @@ yard_breaker_configure(yard_breaker_t *self, const yard_breaker_config_t *cfg,
 {
     self->config = *cfg;
     s_ring_clear(self);
+    self->consecutive_failures = 0; /*  the run starts over with the rules */
     if (!cfg->enabled && self->state != YARD_BREAKER_CLOSED)
         return s_close(self, now_ms);
     return YARD_BREAKER_NONE;
@@ -321,9 +330,7 @@ bool yard_breaker_admit(yard_breaker_t *self, int64_t now_ms, uint64_t *gen,
         return false;
     case YARD_BREAKER_OPEN:
         self->rejected++;
-        *retry_after_ms = yard_breaker_retry_in(self, now_ms);
-        if (*retry_after_ms == 0)
-            *retry_after_ms = 1;
+        *retry_after_ms = yard_breaker_retry_in(self, now_ms); /*  > 0 */
         return false;
     }
     return true;
@@ -391,17 +398,20 @@ yard_breaker_transition_t yard_breaker_record(yard_breaker_t *self,
     }
     /*  CLOSED */
     s_ring_push(self, failed);
-    if (!failed) {
+    if (failed)
+        self->consecutive_failures++;
+    else
         self->consecutive_failures = 0;
-        return YARD_BREAKER_NONE;
-    }
-    self->consecutive_failures++;
-    if (self->config.fail_threshold &&
+    if (failed && self->config.fail_threshold &&
         self->consecutive_failures >= self->config.fail_threshold)
         return s_open(self, now_ms, rng);
+    /*  Checked after every call, successes too: the call that fills the
+        window up to min_calls may be a success. Divided, not multiplied:
+        55 failures of 100 against 0.55 must open (0.55 * 100 rounds to
+        55.000000000000007). */
     if (self->config.window && self->ring_len >= self->config.min_calls &&
-        (double)self->ring_failures >=
-            self->config.failure_rate * (double)self->ring_len)
+        (double)self->ring_failures / (double)self->ring_len >=
+            self->config.failure_rate)
         return s_open(self, now_ms, rng);
     return YARD_BREAKER_NONE;
 }
@@ -409,9 +419,15 @@ yard_breaker_transition_t yard_breaker_record(yard_breaker_t *self,
 yard_breaker_transition_t yard_breaker_reset(yard_breaker_t *self,
                                              int64_t now_ms)
 {
-    bool was_closed = self->state == YARD_BREAKER_CLOSED;
-    s_close(self, now_ms);
-    return was_closed ? YARD_BREAKER_NONE : YARD_BREAKER_CLOSED_AGAIN;
+    if (self->state == YARD_BREAKER_CLOSED) {
+        /*  Already closed: start the counts over, but keep the generation
+            so the outcomes of calls in flight still count. */
+        self->consecutive_failures = 0;
+        self->consecutive_trips = 0;
+        s_ring_clear(self);
+        return YARD_BREAKER_NONE;
+    }
+    return s_close(self, now_ms);
 }
 
 uint64_t yard_breaker_time_in(const yard_breaker_t *self,
