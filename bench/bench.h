@@ -3,8 +3,9 @@
         yard_bench.c     main: flags, phase order, the report (text/JSON)
         bench_proc.c     the bench's own child processes: spawn, track,
                          stop by PID, temp dir, hard time bound, CPU time
-        bench_yard.c     the Yard stack (broker + echo workers) and the
-                         closed-loop load through the C client library
+        bench_yard.c     the Yard stack (broker + workers), tripping a
+                         circuit breaker, and the closed-loop load through
+                         the C client library
         bench_proxy.c    the floor: plain zmq_proxy ROUTER/DEALER with REP
                          echo workers, and the same closed-loop load
         bench_memory.c   broker bytes per queued task
@@ -14,6 +15,9 @@
     the submit time, and measure latency from that stamp to the moment the
     reply is handed to the caller, so Yard and the proxy are timed by the
     same clock at the same points (no trust in either side's bookkeeping).
+    A load that expects circuit_open replies (which carry no payload, so
+    no stamp) keeps each task's submit time by task id instead: same
+    clock, same points.
 */
 #ifndef YARD_BENCH_H
 #define YARD_BENCH_H
@@ -25,6 +29,7 @@
 #include <sys/types.h>
 
 #include "yard_hist.h"
+#include "yard_proto.h"
 
 /*  Smallest payload: it must hold the stamp (sequence + submit time). */
 #define BENCH_STAMP_SIZE 16
@@ -46,6 +51,7 @@ typedef struct {
     uint32_t rounds;          /*  Yard/proxy alternations it is split in */
     uint32_t mem_tasks;       /*  tasks queued by the memory phase       */
     bool memory;              /*  run the memory phase                   */
+    bool breaker;             /*  run the circuit-breaker phase          */
     int callgrind;            /*  -1 auto (if valgrind found), 0 off, 1 on */
     uint32_t callgrind_tasks; /*  tasks run under callgrind              */
     bool json;                /*  one JSON object on stdout              */
@@ -63,13 +69,17 @@ typedef struct {
     int64_t warmup_us;
     int64_t duration_us;
     uint64_t tasks; /*  0: time-bound                                  */
+    /*  What every reply must be (Yard loads only; the proxy echoes):
+        YARD_OK, an intact echo; YARD_CIRCUIT_OPEN, that status (the
+        service's breaker is open). Anything else is an error. */
+    yard_status_t expect;
 } bench_load_t;
 
 /*  What one or more loads measured (rounds add up). Latency in
     microseconds. */
 typedef struct {
     uint64_t completed; /*  replies inside the measured windows        */
-    uint64_t errors;    /*  replies that were not an intact echo       */
+    uint64_t errors;    /*  replies that were not what the load expects */
     double seconds;     /*  total length of the measured windows       */
     double tasks_per_s; /*  derived: completed / seconds               */
     uint64_t p50_us, p99_us, max_us; /*  derived from hist              */
@@ -230,21 +240,30 @@ typedef struct {
 
 /*  Options of a broker start. */
 typedef struct {
-    uint32_t max_queue;    /*  0: the broker's default                 */
-    int grace_ms;          /*  -1: the broker's default                */
-    const char *callgrind; /*  NULL, or out file: run under valgrind   */
-    const char *valgrind;  /*  path of valgrind when callgrind is set  */
-    int ready_ms;          /*  bound on the readiness handshake        */
+    uint32_t max_queue;         /*  0: the broker's default                 */
+    int grace_ms;               /*  -1: the broker's default                */
+    const char *callgrind;      /*  NULL, or out file: run under valgrind   */
+    const char *valgrind;       /*  path of valgrind when callgrind is set  */
+    int ready_ms;               /*  bound on the readiness handshake        */
+    const char *const *breaker; /*  NULL, or NULL-terminated --breaker
+                                    specs ("enabled=false", ...)       */
 } bench_broker_opts_t;
 
 /*  Starts yard-broker on free loopback ports and waits until it answers a
     stats call. 0 or -1 (message printed). */
 int bench_yard_start_broker(bench_yard_t *y, const bench_broker_opts_t *o);
 
-/*  Starts n echo workers (capacity 64, handler inline) for service and
-    waits until the broker's stats show all of them. 0 or -1. */
-int bench_yard_start_workers(bench_yard_t *y, const char *service, uint32_t n,
-                             int ready_ms);
+/*  Starts n workers running a built-in handler ("echo", "fail"; capacity
+    64, handler inline) for service and waits until the broker's stats
+    show all of them. 0 or -1. */
+int bench_yard_start_workers(bench_yard_t *y, const char *service,
+                             const char *handler, uint32_t n, int ready_ms);
+
+/*  Opens the circuit breaker of y's service, which y's workers serve
+    with the fail handler on a broker that opens it at the first failure:
+    sends one task (it must fail), waits until the stats say the breaker
+    is "open", stops the workers and checks it still is. 0 or -1. */
+int bench_yard_open_breaker(bench_yard_t *y, int ready_ms);
 
 /*  Asks the broker for stats; 0 and *json_out (malloc'd), or -1. */
 int bench_yard_stats(const char *endpoint, int timeout_ms, char **json_out);
@@ -252,6 +271,10 @@ int bench_yard_stats(const char *endpoint, int timeout_ms, char **json_out);
 /*  Reads an integer at a dotted path ("memory.rss_bytes") of a stats
     JSON text. 0 or -1. */
 int bench_json_int(const char *json, const char *path, int64_t *out);
+
+/*  Copies the string at a dotted path into out (truncated to cap - 1
+    bytes). 0 or -1. */
+int bench_json_str(const char *json, const char *path, char *out, size_t cap);
 
 /*  Runs a closed-loop load through the C client library and adds what
     it measured to *out. 0 or -1. */

@@ -63,14 +63,14 @@ static int s_run(const char *valgrind, uint32_t tasks, uint32_t payload,
     snprintf(out, sizeof(out), "%s/callgrind.%u.out", bench_proc_dir(), tasks);
     bench_yard_t y;
     memset(&y, 0, sizeof(y));
-    bench_broker_opts_t o = {0, 1000, out, valgrind, S_READY_MS};
+    bench_broker_opts_t o = {0, 1000, out, valgrind, S_READY_MS, NULL};
     if (bench_yard_start_broker(&y, &o) != 0)
         return -1;
     int rc = -1;
-    if (bench_yard_start_workers(&y, S_SERVICE, 1, S_READY_MS) != 0)
+    if (bench_yard_start_workers(&y, S_SERVICE, "echo", 1, S_READY_MS) != 0)
         goto stop;
     if (tasks > 0) {
-        bench_load_t load = {1, 16, payload, 0, 0, tasks};
+        bench_load_t load = {1, 16, payload, 0, 0, tasks, YARD_OK};
         bench_result_t r;
         bench_result_init(&r);
         int64_t t0 = yard_clock_ms();

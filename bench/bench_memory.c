@@ -64,7 +64,7 @@ int bench_memory_run(uint32_t n, uint32_t payload, bench_memory_t *out)
     memset(out, 0, sizeof(*out));
     bench_yard_t y;
     memset(&y, 0, sizeof(y));
-    bench_broker_opts_t o = {S_MAX_QUEUE, 0, NULL, NULL, 10000};
+    bench_broker_opts_t o = {S_MAX_QUEUE, 0, NULL, NULL, 10000, NULL};
     if (n > S_MAX_QUEUE)
         return -1;
     if (bench_yard_start_broker(&y, &o) != 0)

@@ -1,13 +1,21 @@
-/*  bench_yard.c — the Yard side of the bench: start yard-broker and echo
+/*  bench_yard.c — the Yard side of the bench: start yard-broker and
     workers on free loopback ports, know they are ready by handshake only
-    (a stats call answered; the stats listing the workers), and drive a
-    closed-loop load through the C client library.
+    (a stats call answered; the stats listing the workers), open a
+    service's circuit breaker on purpose, and drive a closed-loop load
+    through the C client library.
 
     The load loop is the efficient way to use the library, the way a user
     who cares about throughput would: block for one reply, drain every
     reply already there with wait(..., 0), then resubmit that many tasks
     with ONE submit_batch (one SUBMIT message), so the per-message costs
-    are shared by a batch exactly as they are on the broker side. */
+    are shared by a batch exactly as they are on the broker side.
+
+    A load expecting circuit_open gets replies without payload, so the
+    stamp cannot come back: there submit_batch hands out the task ids,
+    and each thread keeps its in-flight tasks' ids with their stamp time
+    (at most `window`, found by a linear scan). The times are the same
+    clock at the same points; the bookkeeping costs the clients a little
+    more than the echo load's, which only lowers the rejection rate. */
 #include "bench.h"
 
 #include <errno.h>
@@ -25,14 +33,13 @@
 
 /*  How often readiness polls ask again; the condition is the handshake. */
 #define S_POLL_MS 20
-#define S_STARTS 3 /*  tries with fresh ports if a broker dies at start */
+#define S_STARTS 3      /*  tries with fresh ports if a broker dies at start */
+#define S_MAX_SPECS 8   /*  --breaker specs a broker start may pass          */
+#define S_TRIP_MS 10000 /*  deadline of the task that trips a breaker */
 
-int bench_json_int(const char *json, const char *path, int64_t *out)
+/*  The node at a dotted path of root, or NULL. */
+static json_t *s_json_at(json_t *root, const char *path)
 {
-    json_error_t err;
-    json_t *root = json_loads(json, 0, &err);
-    if (!root)
-        return -1;
     json_t *node = root;
     char key[256];
     const char *p = path;
@@ -49,9 +56,35 @@ int bench_json_int(const char *json, const char *path, int64_t *out)
         if (*p == '.')
             p++;
     }
+    return node;
+}
+
+int bench_json_int(const char *json, const char *path, int64_t *out)
+{
+    json_error_t err;
+    json_t *root = json_loads(json, 0, &err);
+    if (!root)
+        return -1;
+    json_t *node = s_json_at(root, path);
     int rc = -1;
     if (node && json_is_integer(node)) {
         *out = (int64_t)json_integer_value(node);
+        rc = 0;
+    }
+    json_decref(root);
+    return rc;
+}
+
+int bench_json_str(const char *json, const char *path, char *out, size_t cap)
+{
+    json_error_t err;
+    json_t *root = json_loads(json, 0, &err);
+    if (!root)
+        return -1;
+    json_t *node = s_json_at(root, path);
+    int rc = -1;
+    if (node && json_is_string(node) && cap > 0) {
+        snprintf(out, cap, "%s", json_string_value(node));
         rc = 0;
     }
     json_decref(root);
@@ -126,7 +159,7 @@ int bench_yard_start_broker(bench_yard_t *y, const bench_broker_opts_t *o)
         char ev[64], mq[32], grace[32], cgout[PATH_MAX + 32];
         snprintf(y->endpoint, sizeof(y->endpoint), "tcp://127.0.0.1:%d", port);
         snprintf(ev, sizeof(ev), "tcp://127.0.0.1:%d", events);
-        char *argv[24];
+        char *argv[24 + 2 * S_MAX_SPECS];
         int n = 0;
         if (o->callgrind) {
             snprintf(cgout, sizeof(cgout), "--callgrind-out-file=%s",
@@ -149,6 +182,15 @@ int bench_yard_start_broker(bench_yard_t *y, const bench_broker_opts_t *o)
             snprintf(grace, sizeof(grace), "%d", o->grace_ms);
             argv[n++] = "--grace";
             argv[n++] = grace;
+        }
+        for (int i = 0; o->breaker && o->breaker[i]; i++) {
+            if (i == S_MAX_SPECS) {
+                fprintf(stderr, "yard-bench: more than %d --breaker specs\n",
+                        S_MAX_SPECS);
+                return -1;
+            }
+            argv[n++] = "--breaker";
+            argv[n++] = (char *)o->breaker[i];
         }
         argv[n] = NULL;
         char name[32];
@@ -179,8 +221,8 @@ int bench_yard_start_broker(bench_yard_t *y, const bench_broker_opts_t *o)
     return -1;
 }
 
-int bench_yard_start_workers(bench_yard_t *y, const char *service, uint32_t n,
-                             int ready_ms)
+int bench_yard_start_workers(bench_yard_t *y, const char *service,
+                             const char *handler, uint32_t n, int ready_ms)
 {
     char worker_path[PATH_MAX];
     if (!bench_bin_path("yard-worker", worker_path, sizeof(worker_path))) {
@@ -192,9 +234,10 @@ int bench_yard_start_workers(bench_yard_t *y, const char *service, uint32_t n,
         return -1;
     snprintf(y->service, sizeof(y->service), "%s", service);
     for (uint32_t i = 0; i < n; i++) {
-        char *argv[] = {worker_path, "--service",  y->service,  "--handler",
-                        "echo",      "--capacity", "64",        "--threads",
-                        "0",         "--broker",   y->endpoint, NULL};
+        char *argv[] = {worker_path, "--service",     y->service,
+                        "--handler", (char *)handler, "--capacity",
+                        "64",        "--threads",     "0",
+                        "--broker",  y->endpoint,     NULL};
         char name[48];
         snprintf(name, sizeof(name), "worker-%s-%u", service, i);
         if (bench_proc_spawn(name, argv, &y->workers[i]) != 0)
@@ -265,7 +308,71 @@ int bench_yard_stop(bench_yard_t *y, int term_ms)
     return status;
 }
 
+/*  Waits until the broker's stats say y's service has its breaker in
+    state `want` ("open", ...). 0 or -1. */
+static int s_wait_breaker(const bench_yard_t *y, const char *want, int ready_ms)
+{
+    char path[128], state[32] = "";
+    snprintf(path, sizeof(path), "services.%s.breaker.state", y->service);
+    int64_t deadline = yard_clock_ms() + ready_ms;
+    while (!bench_stopping()) {
+        char *json = NULL;
+        if (bench_yard_stats(y->endpoint, 1000, &json) == 0) {
+            int rc = bench_json_str(json, path, state, sizeof(state));
+            free(json);
+            if (rc == 0 && strcmp(state, want) == 0)
+                return 0;
+        }
+        if (yard_clock_ms() >= deadline) {
+            fprintf(stderr,
+                    "yard-bench: the breaker of %s is '%s', not '%s', "
+                    "after %d ms\n",
+                    y->service, state, want, ready_ms);
+            return -1;
+        }
+        bench_pause_ms(S_POLL_MS);
+    }
+    return -1;
+}
+
+int bench_yard_open_breaker(bench_yard_t *y, int ready_ms)
+{
+    yard_client_t *c = yard_client_new(y->endpoint);
+    if (!c)
+        return -1;
+    yard_submit_opts_t opts = {.timeout_ms = S_TRIP_MS};
+    yard_reply_t *r = NULL;
+    int rc = yard_client_call(c, y->service, "trip", 4, &opts, &r);
+    if (rc != 0 || r->status != YARD_ERROR) {
+        fprintf(stderr,
+                "yard-bench: the task meant to trip the breaker of %s "
+                "came back %s (expected error)\n",
+                y->service,
+                rc != 0 ? yard_strerror(rc) : yard_status_name(r->status));
+        rc = -1;
+    }
+    yard_reply_destroy(&r);
+    yard_client_destroy(&c);
+    if (rc != 0 || s_wait_breaker(y, "open", ready_ms) != 0)
+        return -1;
+    /*  Nothing may serve the service while the load runs: every reply
+        must then come from the open breaker itself. */
+    bench_proc_stop_many(y->workers, (int)y->nworkers, 2000, true);
+    memset(y->workers, 0, sizeof(y->workers));
+    y->nworkers = 0;
+    if (s_wait_breaker(y, "open", ready_ms) != 0)
+        return -1;
+    bench_note("breaker of %s open, its workers stopped", y->service);
+    return 0;
+}
+
 /* ---- the closed loop ---------------------------------------------------- */
+
+/*  A task in flight whose reply carries no stamp (by-id loads). */
+typedef struct {
+    char *id; /*  from submit_batch (the thread frees it); NULL: free  */
+    int64_t sent_us;
+} s_sent_t;
 
 typedef struct {
     const bench_yard_t *y;
@@ -276,23 +383,76 @@ typedef struct {
     bench_tally_t tally;
     uint64_t unanswered; /*  still in flight when the drain bound passed */
     char error[256];     /*  first failure, "" if none                  */
+    char **ids;          /*  by-id loads: submit_batch's ids (window)   */
+    s_sent_t *sent;      /*  by-id loads: tasks in flight (window slots) */
 } s_thread_t;
+
+/*  Replies of this load carry the echoed stamp; else go by task id. */
+static bool s_stamped(const bench_load_t *load)
+{
+    return load->expect == YARD_OK;
+}
+
+/*  Keeps the n ids submit_batch just handed out, with their send time,
+    in free slots (there are enough: at most `window` are in flight, and
+    every reply frees its task's slot). False, with every id not kept
+    freed, if there were not. */
+static bool s_keep_ids(s_thread_t *t, uint32_t n, int64_t now)
+{
+    uint32_t slot = 0, i = 0;
+    for (; i < n; i++) {
+        while (slot < t->load->window && t->sent[slot].id)
+            slot++;
+        if (slot == t->load->window)
+            break;
+        t->sent[slot].id = t->ids[i];
+        t->sent[slot].sent_us = now;
+    }
+    for (uint32_t k = i; k < n; k++)
+        free(t->ids[k]);
+    return i == n;
+}
+
+/*  Finds and forgets a kept id; false if it is not in flight. */
+static bool s_forget_id(s_thread_t *t, const char *id, int64_t *sent)
+{
+    for (uint32_t i = 0; i < t->load->window; i++) {
+        if (t->sent[i].id && strcmp(t->sent[i].id, id) == 0) {
+            *sent = t->sent[i].sent_us;
+            free(t->sent[i].id);
+            t->sent[i].id = NULL;
+            return true;
+        }
+    }
+    return false;
+}
 
 static void s_take(s_thread_t *t, yard_reply_t *r, int64_t now)
 {
     bench_tally_t *tl = &t->tally;
-    if (r->status != YARD_OK || r->payload_len != t->load->payload) {
+    const bench_load_t *load = t->load;
+    int64_t sent = 0;
+    bool good;
+    if (s_stamped(load)) {
+        good = r->status == YARD_OK && r->payload_len == load->payload;
+        uint64_t seq;
+        if (good)
+            bench_unstamp(r->payload, &seq, &sent);
+    } else {
+        /*  Forgotten whatever the status: the task is no longer in flight. */
+        good = s_forget_id(t, r->id, &sent) && r->status == load->expect;
+    }
+    if (!good) {
         if (!t->error[0])
             snprintf(t->error, sizeof(t->error),
-                     "reply %s: status %s, %zu bytes, error '%s'", r->id,
-                     yard_status_name(r->status), r->payload_len,
+                     "reply %s: status %s (expected %s), %zu bytes, "
+                     "error '%s'",
+                     r->id, yard_status_name(r->status),
+                     yard_status_name(load->expect), r->payload_len,
                      r->error ? r->error : "");
         tl->errors++;
         return;
     }
-    uint64_t seq;
-    int64_t sent;
-    bench_unstamp(r->payload, &seq, &sent);
     tl->total++;
     if (now >= tl->measure_from_us && now < tl->measure_to_us) {
         tl->completed++;
@@ -308,7 +468,11 @@ static void *s_thread_main(void *arg)
     uint32_t window = load->window;
     uint8_t *bufs = malloc((size_t)window * load->payload);
     yard_frame_t *frames = calloc(window, sizeof(*frames));
-    if (!bufs || !frames) {
+    if (!s_stamped(load)) {
+        t->ids = calloc(window, sizeof(*t->ids));
+        t->sent = calloc(window, sizeof(*t->sent));
+    }
+    if (!bufs || !frames || (!s_stamped(load) && (!t->ids || !t->sent))) {
         snprintf(t->error, sizeof(t->error), "out of memory");
         goto out;
     }
@@ -332,10 +496,15 @@ static void *s_thread_main(void *arg)
                 bench_stamp(bufs + (size_t)i * load->payload, seq++, now);
             if (n > 0) {
                 int rc = yard_client_submit_batch(t->client, t->y->service,
-                                                  frames, n, NULL, NULL);
+                                                  frames, n, NULL, t->ids);
                 if (rc != 0) {
                     snprintf(t->error, sizeof(t->error), "submit_batch: %s",
                              yard_strerror(rc));
+                    break;
+                }
+                if (t->ids && !s_keep_ids(t, n, now)) {
+                    snprintf(t->error, sizeof(t->error),
+                             "more tasks in flight than the window");
                     break;
                 }
                 submitted += n;
@@ -374,6 +543,10 @@ static void *s_thread_main(void *arg)
         } while (n < window && yard_client_wait(t->client, 0, &r) == 0);
     }
 out:
+    for (uint32_t i = 0; t->sent && i < window; i++)
+        free(t->sent[i].id);
+    free(t->sent);
+    free(t->ids);
     free(bufs);
     free(frames);
     return NULL;

@@ -11,7 +11,11 @@
          the proxy take turns (who goes first alternates): this machine
          is shared and noisy, and interleaving makes whatever else runs
          weigh on both sides alike, so the ratios mean something;
-      4. memory and callgrind last, each with a broker of its own (they
+      4. the circuit breaker, with three fresh brokers of its own: the
+         throughput load with breakers on (default settings) and off, and
+         the same load against a service whose breaker is open; again R
+         rounds, the three taking turns (who goes first rotates);
+      5. memory and callgrind last, each with a broker of its own (they
          start and stop brokers and must not disturb the timed phases).
     On any failure every child is stopped and the exit status is 1; the
     whole run is under a hard time bound (SIGALRM kills the children). */
@@ -56,9 +60,10 @@ static void s_usage(FILE *out)
         "Measures Yard (yard-broker + yard-worker echo, through the C\n"
         "client library) against a plain ZeroMQ ROUTER/DEALER proxy with\n"
         "REP echo workers, all in one run: closed-loop throughput and\n"
-        "latency, 1x1 latency, broker bytes per queued task, and broker\n"
-        "instructions per task under callgrind. Compare the ratios; the\n"
-        "absolute figures depend on the machine.\n"
+        "latency, 1x1 latency, the circuit breaker's cost (breakers on vs\n"
+        "off) and how fast an open breaker answers, broker bytes per\n"
+        "queued task, and broker instructions per task under callgrind.\n"
+        "Compare the ratios; the absolute figures depend on the machine.\n"
         "\n"
         "options:\n"
         "  --clients C         load threads, one client each (default 4)\n"
@@ -71,6 +76,8 @@ static void s_usage(FILE *out)
         "  --rounds R          Yard and proxy alternate R times per phase,\n"
         "                      each slice after a 0.5 s warm-up, so load\n"
         "                      from elsewhere hits both alike (default 3)\n"
+        "  --no-breaker        skip the circuit-breaker phase (breakers\n"
+        "                      on vs off, and an open breaker's answers)\n"
         "  --mem-tasks N       tasks queued by the memory phase\n"
         "                      (default 1000000, at most 2000000)\n"
         "  --no-memory         skip the memory phase\n"
@@ -108,6 +115,7 @@ static int s_parse(int argc, char **argv, bench_config_t *cfg)
         O_PAYLOAD,
         O_DURATION,
         O_ROUNDS,
+        O_NO_BREAKER,
         O_MEM_TASKS,
         O_NO_MEMORY,
         O_CG_TASKS,
@@ -125,6 +133,7 @@ static int s_parse(int argc, char **argv, bench_config_t *cfg)
         {"payload", required_argument, NULL, O_PAYLOAD},
         {"duration", required_argument, NULL, O_DURATION},
         {"rounds", required_argument, NULL, O_ROUNDS},
+        {"no-breaker", no_argument, NULL, O_NO_BREAKER},
         {"mem-tasks", required_argument, NULL, O_MEM_TASKS},
         {"no-memory", no_argument, NULL, O_NO_MEMORY},
         {"callgrind-tasks", required_argument, NULL, O_CG_TASKS},
@@ -165,6 +174,9 @@ static int s_parse(int argc, char **argv, bench_config_t *cfg)
         case O_ROUNDS:
             if (yard_parse_u32(optarg, 1, 100, &cfg->rounds))
                 return s_bad("--rounds", optarg);
+            break;
+        case O_NO_BREAKER:
+            cfg->breaker = false;
             break;
         case O_MEM_TASKS:
             if (yard_parse_u32(optarg, 1, 2000000, &cfg->mem_tasks))
@@ -260,6 +272,9 @@ typedef struct {
     double round_yard[S_MAX_ROUNDS];    /*  tasks/s of each round        */
     double round_proxy[S_MAX_ROUNDS];
     uint32_t rounds;
+    bool have_breaker;
+    bench_result_t brk_on, brk_off; /*  breaker phase: the echo load   */
+    bench_result_t brk_open;        /*  and rejections by an open one   */
     bool have_memory;
     bench_memory_t memory;
     bool have_callgrind;
@@ -273,7 +288,18 @@ static double s_per_task(int64_t us, const bench_result_t *r)
     return r->cpu_tasks ? (double)us / (double)r->cpu_tasks : 0;
 }
 
-static json_t *s_side(const bench_result_t *r)
+static json_t *s_cpu_json(const bench_result_t *r)
+{
+    return json_pack(
+        "{s:f, s:f, s:f, s:f, s:f}", "clients",
+        s_per_task(r->cpu_clients_us, r), "server",
+        s_per_task(r->cpu_server_us, r), "workers",
+        s_per_task(r->cpu_workers_us, r), "total",
+        s_per_task(r->cpu_clients_us + r->cpu_server_us + r->cpu_workers_us, r),
+        "system", s_per_task(r->cpu_system_us, r));
+}
+
+static json_t *s_side_json(const bench_result_t *r)
 {
     json_t *o =
         json_pack("{s:f, s:I, s:I, s:I, s:f, s:I}", "tasks_per_s",
@@ -281,17 +307,28 @@ static json_t *s_side(const bench_result_t *r)
                   (json_int_t)r->p99_us, "max_us", (json_int_t)r->max_us,
                   "mean_us", r->mean_us, "completed", (json_int_t)r->completed);
     if (o)
-        json_object_set_new(
-            o, "cpu_us_per_task",
-            json_pack("{s:f, s:f, s:f, s:f, s:f}", "clients",
-                      s_per_task(r->cpu_clients_us, r), "server",
-                      s_per_task(r->cpu_server_us, r), "workers",
-                      s_per_task(r->cpu_workers_us, r), "total",
-                      s_per_task(r->cpu_clients_us + r->cpu_server_us +
-                                     r->cpu_workers_us,
-                                 r),
-                      "system", s_per_task(r->cpu_system_us, r)));
+        json_object_set_new(o, "cpu_us_per_task", s_cpu_json(r));
     return o;
+}
+
+/*  The "breaker" object: on and off as the throughput sides are, the
+    open breaker's rejections, and the two ratios. */
+static json_t *s_breaker_json(const s_report_t *rep)
+{
+    const bench_result_t *on = &rep->brk_on, *off = &rep->brk_off;
+    const bench_result_t *open = &rep->brk_open;
+    json_t *o =
+        json_pack("{s:I, s:I, s:I, s:f, s:I}", "p50_us",
+                  (json_int_t)open->p50_us, "p99_us", (json_int_t)open->p99_us,
+                  "max_us", (json_int_t)open->max_us, "rejections_per_s",
+                  open->tasks_per_s, "rejections", (json_int_t)open->completed);
+    if (o)
+        json_object_set_new(o, "cpu_us_per_task", s_cpu_json(open));
+    return json_pack("{s:o, s:o, s:f, s:o, s:f}", "on", s_side_json(on), "off",
+                     s_side_json(off), "ratio_on_off",
+                     s_ratio(on->tasks_per_s, off->tasks_per_s), "open", o,
+                     "ratio_rejections_to_tasks",
+                     s_ratio(open->tasks_per_s, on->tasks_per_s));
 }
 
 static void s_print_cpu(const char *name, const bench_result_t *r)
@@ -318,8 +355,8 @@ static int s_print_json(const bench_config_t *cfg, const s_report_t *rep)
                   "callgrind_tasks",
                   (json_int_t)(rep->have_callgrind ? cfg->callgrind_tasks : 0),
                   "cpus", (json_int_t)rep->cpus));
-    json_object_set_new(root, "yard", s_side(&rep->yard));
-    json_object_set_new(root, "proxy", s_side(&rep->proxy));
+    json_object_set_new(root, "yard", s_side_json(&rep->yard));
+    json_object_set_new(root, "proxy", s_side_json(&rep->proxy));
     json_t *rounds = json_array();
     for (uint32_t i = 0; i < rep->rounds; i++)
         json_array_append_new(rounds, json_real(s_ratio(rep->round_yard[i],
@@ -339,6 +376,8 @@ static int s_print_json(const bench_config_t *cfg, const s_report_t *rep)
                   (json_int_t)rep->proxy_lat.p50_us, "p99_us",
                   (json_int_t)rep->proxy_lat.p99_us, "ratio_p50",
                   s_ratio(rep->yard_lat.p50_us, rep->proxy_lat.p50_us)));
+    json_object_set_new(root, "breaker",
+                        rep->have_breaker ? s_breaker_json(rep) : json_null());
     if (rep->have_memory)
         json_object_set_new(
             root, "memory",
@@ -368,6 +407,37 @@ static int s_print_json(const bench_config_t *cfg, const s_report_t *rep)
     puts(text);
     free(text);
     return 0;
+}
+
+static void s_print_breaker_row(const char *name, double rate,
+                                const bench_result_t *r, const char *tail)
+{
+    printf("  %-22s%10.0f  %8llu  %8llu  %8.1f%s\n", name, rate,
+           (unsigned long long)r->p50_us, (unsigned long long)r->p99_us,
+           s_per_task(r->cpu_server_us, r), tail);
+}
+
+static void s_print_breaker(const s_report_t *rep)
+{
+    const bench_result_t *on = &rep->brk_on, *off = &rep->brk_off;
+    const bench_result_t *open = &rep->brk_open;
+    printf("breaker                      per s    p50 us    p99 us "
+           "broker us\n");
+    s_print_breaker_row("on: tasks", on->tasks_per_s, on, "");
+    s_print_breaker_row("off: tasks", off->tasks_per_s, off, "");
+    printf("  on / off              %9.2fx %8.2fx %8.2fx %8.2fx\n",
+           s_ratio(on->tasks_per_s, off->tasks_per_s),
+           s_ratio(on->p50_us, off->p50_us), s_ratio(on->p99_us, off->p99_us),
+           s_ratio(s_per_task(on->cpu_server_us, on),
+                   s_per_task(off->cpu_server_us, off)));
+    char tail[32];
+    snprintf(tail, sizeof(tail), "  (%.2fx on)",
+             s_ratio(open->tasks_per_s, on->tasks_per_s));
+    s_print_breaker_row("open: rejections", open->tasks_per_s, open, tail);
+    printf("  (the closed loop above, against fresh brokers taking turns: on:"
+           " default\n   settings; off: --breaker enabled=false; open: a "
+           "tripped breaker answers\n   every task circuit_open; broker us: "
+           "yard-broker CPU per reply)\n\n");
 }
 
 static const char *s_verdict(bool ok)
@@ -413,6 +483,10 @@ static void s_print_text(const bench_config_t *cfg, const s_report_t *rep)
            (unsigned long long)rep->proxy_lat.p99_us);
     printf("  yard / proxy                  %7.2fx %8.2fx\n\n", rl,
            s_ratio(rep->yard_lat.p99_us, rep->proxy_lat.p99_us));
+    if (rep->have_breaker)
+        s_print_breaker(rep);
+    else
+        printf("breaker: skipped\n\n");
     if (rep->have_memory) {
         const bench_memory_t *m = &rep->memory;
         printf("memory (%llu tasks of %u B queued, no workers; %.1f s)\n"
@@ -447,6 +521,8 @@ static unsigned s_budget(const bench_config_t *cfg, bool callgrind)
     /*  Per load: warm-up, slack, and the drain bound, for every slice. */
     double per_slice = BENCH_WARMUP_US / 1e6 + BENCH_DRAIN_MS / 1e3 + 2;
     double s = 60 + 4 * (cfg->duration_s + cfg->rounds * per_slice);
+    if (cfg->breaker) /*  three sides, and three brokers to start */
+        s += 30 + 3 * (cfg->duration_s + cfg->rounds * per_slice);
     if (cfg->memory)
         s += 120;
     if (callgrind)
@@ -454,36 +530,91 @@ static unsigned s_budget(const bench_config_t *cfg, bool callgrind)
     return (unsigned)s;
 }
 
-/*  One phase: Yard and the proxy take turns, `rounds` slices each,
-    alternating which goes first so neither always runs on a machine the
-    other just warmed (or loaded). */
-static int s_phase(const bench_config_t *cfg, bench_yard_t *yard,
-                   bench_proxy_t *proxy, const bench_load_t *load,
-                   bench_result_t *ry, bench_result_t *rp, double *round_y,
-                   double *round_p)
+/*  One side of a timed phase: a Yard stack (yard) or the proxy, what its
+    replies must be, and where its figures go. */
+typedef struct {
+    const char *name;
+    bench_yard_t *yard;     /*  NULL: the proxy                       */
+    bench_proxy_t *proxy;   /*  NULL: the Yard stack                  */
+    yard_status_t expect;   /*  YARD_OK (echo) or YARD_CIRCUIT_OPEN   */
+    bench_result_t *result; /*  every round adds to it                */
+    double *round;          /*  rate of each round, or NULL           */
+} s_side_t;
+
+/*  One phase: the sides take turns, `rounds` slices each, rotating which
+    goes first so none always runs on a machine another just warmed (or
+    loaded). With two sides the order alternates. */
+static int s_phase(const bench_config_t *cfg, const bench_load_t *load,
+                   const s_side_t *sides, uint32_t nsides)
 {
     bench_load_t slice = *load;
     slice.duration_us = load->duration_us / cfg->rounds;
     for (uint32_t i = 0; i < cfg->rounds; i++) {
-        for (int k = 0; k < 2; k++) {
-            bool do_yard = (k == 0) == (i % 2 == 0);
-            bench_result_t *r = do_yard ? ry : rp;
+        for (uint32_t k = 0; k < nsides; k++) {
+            const s_side_t *side = &sides[(i + k) % nsides];
+            bench_result_t *r = side->result;
             uint64_t before = r->completed;
             double secs = r->seconds;
-            int rc = do_yard ? bench_yard_load(yard, &slice, r)
-                             : bench_proxy_load(proxy, &slice, r);
+            slice.expect = side->expect;
+            int rc = side->yard ? bench_yard_load(side->yard, &slice, r)
+                                : bench_proxy_load(side->proxy, &slice, r);
             if (rc != 0)
                 return -1;
             double tps = r->seconds > secs ? (double)(r->completed - before) /
                                                  (r->seconds - secs)
                                            : 0;
-            if (round_y && round_p)
-                (do_yard ? round_y : round_p)[i] = tps;
-            bench_note("  round %u %s: %.0f tasks/s", i + 1,
-                       do_yard ? "yard" : "proxy", tps);
+            if (side->round)
+                side->round[i] = tps;
+            bench_note("  round %u %s: %.0f/s", i + 1, side->name, tps);
         }
     }
     return 0;
+}
+
+/*  The breaker phase, with brokers of its own, all fresh so none carries
+    another's history: "on" (default breaker settings) and "off"
+    (--breaker enabled=false), each with W echo workers, and "open",
+    whose service's breaker one failed task opened for 10 minutes (its
+    fail worker then stopped). The same load runs against all three. */
+static int s_breaker_phase(const bench_config_t *cfg, const bench_load_t *load,
+                           s_report_t *rep)
+{
+    static const char *const off_specs[] = {"enabled=false", NULL};
+    static const char *const trip_specs[] = {"fail_threshold=1",
+                                             "base_timeout_ms=600000",
+                                             "max_timeout_ms=600000", NULL};
+    bench_yard_t on, off, open;
+    memset(&on, 0, sizeof(on));
+    memset(&off, 0, sizeof(off));
+    memset(&open, 0, sizeof(open));
+    bench_broker_opts_t o = {0, -1, NULL, NULL, S_READY_MS, NULL};
+    int rc = -1;
+    if (bench_yard_start_broker(&on, &o) != 0 ||
+        bench_yard_start_workers(&on, "bench-echo", "echo", cfg->workers,
+                                 S_READY_MS) != 0)
+        goto stop;
+    o.breaker = off_specs;
+    if (bench_yard_start_broker(&off, &o) != 0 ||
+        bench_yard_start_workers(&off, "bench-echo", "echo", cfg->workers,
+                                 S_READY_MS) != 0)
+        goto stop;
+    o.breaker = trip_specs;
+    if (bench_yard_start_broker(&open, &o) != 0 ||
+        bench_yard_start_workers(&open, "bench-fail", "fail", 1, S_READY_MS) !=
+            0 ||
+        bench_yard_open_breaker(&open, S_READY_MS) != 0)
+        goto stop;
+    const s_side_t sides[] = {
+        {"breaker on", &on, NULL, YARD_OK, &rep->brk_on, NULL},
+        {"breaker off", &off, NULL, YARD_OK, &rep->brk_off, NULL},
+        {"breaker open", &open, NULL, YARD_CIRCUIT_OPEN, &rep->brk_open, NULL},
+    };
+    rc = s_phase(cfg, load, sides, 3);
+stop:
+    bench_yard_stop(&on, 10000);
+    bench_yard_stop(&off, 10000);
+    bench_yard_stop(&open, 10000);
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -497,6 +628,7 @@ int main(int argc, char **argv)
         .rounds = 3,
         .mem_tasks = 1000000,
         .memory = true,
+        .breaker = true,
         .callgrind = -1,
         .callgrind_tasks = 20000,
     };
@@ -534,19 +666,23 @@ int main(int argc, char **argv)
     bench_result_init(&rep->proxy);
     bench_result_init(&rep->yard_lat);
     bench_result_init(&rep->proxy_lat);
+    bench_result_init(&rep->brk_on);
+    bench_result_init(&rep->brk_off);
+    bench_result_init(&rep->brk_open);
     rep->rounds = cfg.rounds;
     rep->cpus = sysconf(_SC_NPROCESSORS_ONLN);
     bench_proxy_t proxy;
     bench_yard_t yard;
     memset(&proxy, 0, sizeof(proxy));
     memset(&yard, 0, sizeof(yard));
-    bench_broker_opts_t bo = {0, -1, NULL, NULL, S_READY_MS};
+    bench_broker_opts_t bo = {0, -1, NULL, NULL, S_READY_MS, NULL};
     bench_load_t load = {cfg.clients,
                          cfg.window,
                          cfg.payload,
                          BENCH_WARMUP_US,
                          (int64_t)(cfg.duration_s * 1e6),
-                         0};
+                         0,
+                         YARD_OK};
     bench_load_t one = load;
     one.clients = 1;
     one.window = 1;
@@ -555,20 +691,34 @@ int main(int argc, char **argv)
     if (bench_proxy_start(&proxy, cfg.workers, S_READY_MS) != 0)
         goto fail;
     if (bench_yard_start_broker(&yard, &bo) != 0 ||
-        bench_yard_start_workers(&yard, "bench-echo", cfg.workers,
+        bench_yard_start_workers(&yard, "bench-echo", "echo", cfg.workers,
                                  S_READY_MS) != 0)
         goto fail;
 
     bench_note("throughput: %u x %u", cfg.clients, cfg.window);
-    if (s_phase(&cfg, &yard, &proxy, &load, &rep->yard, &rep->proxy,
-                rep->round_yard, rep->round_proxy) != 0)
+    const s_side_t thr[] = {
+        {"yard", &yard, NULL, YARD_OK, &rep->yard, rep->round_yard},
+        {"proxy", NULL, &proxy, YARD_OK, &rep->proxy, rep->round_proxy},
+    };
+    if (s_phase(&cfg, &load, thr, 2) != 0)
         goto fail;
     bench_note("latency: 1 x 1");
-    if (s_phase(&cfg, &yard, &proxy, &one, &rep->yard_lat, &rep->proxy_lat,
-                NULL, NULL) != 0)
+    const s_side_t lat[] = {
+        {"yard", &yard, NULL, YARD_OK, &rep->yard_lat, NULL},
+        {"proxy", NULL, &proxy, YARD_OK, &rep->proxy_lat, NULL},
+    };
+    if (s_phase(&cfg, &one, lat, 2) != 0)
         goto fail;
     bench_proxy_stop(&proxy, 2000);
     bench_yard_stop(&yard, 10000);
+
+    if (cfg.breaker) {
+        bench_note("breaker: on / off / open, %u x %u", cfg.clients,
+                   cfg.window);
+        if (s_breaker_phase(&cfg, &load, rep) != 0)
+            goto fail;
+        rep->have_breaker = true;
+    }
 
     if (cfg.memory) {
         bench_note("memory: %u tasks", cfg.mem_tasks);

@@ -1,6 +1,7 @@
 /*  cli.c — `yard`, the command-line tool: global flags, the command
     dispatch, the helpers the commands share, and `yard submit`.
-    `yard batch` is in cli_batch.c, `yard stats` in cli_stats.c.
+    `yard batch` is in cli_batch.c, `yard stats` in cli_stats.c,
+    `yard breaker` in cli_breaker.c.
 
     Every bad input (unknown flag, a number that is not strictly a number
     in range, a payload too large) is a one-line message on stderr and exit
@@ -48,6 +49,8 @@ static void s_usage(FILE *out)
           "  batch SERVICE           run one task per stdin line, print JSON "
           "lines\n"
           "  stats                   print the broker's metrics\n"
+          "  breaker SUBCOMMAND      list, show, reset or set circuit "
+          "breakers\n"
           "Run 'yard COMMAND --help' for a command's flags.\n"
           "\n"
           "Global flags:\n"
@@ -513,6 +516,8 @@ int main(int argc, char **argv)
         return cli_batch(&g, sub_argc, sub_argv);
     if (strcmp(cmd, "stats") == 0)
         return cli_stats(&g, sub_argc, sub_argv);
+    if (strcmp(cmd, "breaker") == 0)
+        return cli_breaker(&g, sub_argc, sub_argv);
     if (strcmp(cmd, "help") == 0) {
         s_usage(stdout);
         return CLI_EXIT_OK;

@@ -91,6 +91,7 @@ bool cli_interrupted(void);
 int cli_submit(const cli_global_t *g, int argc, char **argv);
 int cli_batch(const cli_global_t *g, int argc, char **argv);
 int cli_stats(const cli_global_t *g, int argc, char **argv);
+int cli_breaker(const cli_global_t *g, int argc, char **argv);
 
 /*  Shared by submit and stats: waits for task id's reply, telling an
     unreachable broker (CLI_EXIT_UNREACHABLE after CLI_UNREACHABLE_MS of

@@ -1,7 +1,8 @@
 """yard-bench runs end to end and its --json is what scripts rely on.
 
-A short run (1 s per side, small memory and callgrind phases): this checks
-the benchmark works, not how fast anything is; figures come from make bench.
+A short run (1 s per side, small memory and callgrind phases, the breaker
+phase included): this checks the benchmark works, not how fast anything
+is; figures come from make bench.
 """
 import json
 import os
@@ -27,6 +28,18 @@ def test_bench_json_short_run():
         assert 0 < s["p50_us"] <= s["p99_us"]
     assert report["ratio"]["throughput"] > 0
     assert report["latency"]["ratio_p50"] > 0
+    brk = report["breaker"]
+    for side in ("on", "off"):
+        s = brk[side]
+        assert s["completed"] > 0
+        assert s["tasks_per_s"] > 0
+        assert 0 < s["p50_us"] <= s["p99_us"]
+    opened = brk["open"]
+    assert opened["rejections"] > 0
+    assert opened["rejections_per_s"] > 0
+    assert 0 < opened["p50_us"] <= opened["p99_us"]
+    assert brk["ratio_on_off"] > 0
+    assert brk["ratio_rejections_to_tasks"] > 0
     assert report["memory"]["broker_tasks"] == 20000
     assert report["memory"]["bytes_per_task"] > 0
     if "--no-callgrind" not in args:
