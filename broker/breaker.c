@@ -312,6 +312,21 @@ void breaker_tick(broker_t *self, int64_t now)
         self->breaker_wake_us = tick.next;
 }
 
+broker_service_t *breaker_fallback(broker_t *self, broker_service_t *service,
+                                   const uint8_t *name, size_t len, int64_t now,
+                                   uint64_t *gen)
+{
+    static const char admin[] = YARD_ADMIN_SERVICE;
+    if (len == 0 || (len == sizeof(admin) - 1 && memcmp(name, admin, len) == 0))
+        return NULL; //  the broker's own service runs no tasks
+    broker_service_t *fb = service_require(self, name, len);
+    if (!fb || fb == service ||
+        fb->queued + fb->delayed >= self->config.max_queue)
+        return NULL;
+    uint32_t retry;
+    return breaker_admit(self, fb, now, gen, &retry) ? fb : NULL;
+}
+
 //  One waiting task of a service whose breaker is open: to its fallback
 //  if it names one that will take it, else answered circuit_open.
 static void s_shed_task(broker_t *self, broker_service_t *service,
@@ -319,11 +334,10 @@ static void s_shed_task(broker_t *self, broker_service_t *service,
 {
     bool delayed = task->state == TASK_DELAYED;
     if (task->fallback_len) {
-        broker_service_t *fb =
-            service_require(self, task_fallback(task), task->fallback_len);
-        uint64_t gen;
-        uint32_t retry;
-        if (fb && fb != service && breaker_admit(self, fb, now, &gen, &retry)) {
+        uint64_t gen = 0;
+        broker_service_t *fb = breaker_fallback(
+            self, service, task_fallback(task), task->fallback_len, now, &gen);
+        if (fb) {
             service->counters.fallback++;
             fb->counters.submitted++;
             task->service = fb;
@@ -420,7 +434,8 @@ static bool s_word(const char **p, const char *end, char *buf, size_t cap,
 
 static char *s_dump(json_t *o)
 {
-    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    char *text =
+        o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
     json_decref(o);
     return text;
 }

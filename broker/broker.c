@@ -116,21 +116,34 @@ broker_t *broker_new(const broker_config_t *config, char *err, size_t errlen)
         return NULL;
     }
     self->router = zmq_socket(self->ctx, ZMQ_ROUTER);
-    self->xpub = zmq_socket(self->ctx, ZMQ_XPUB);
-    if (!self->router || !self->xpub || yard_wire_setup(self->router) != 0) {
+    self->events_sock = zmq_socket(self->ctx, ZMQ_ROUTER);
+    if (!self->router || !self->events_sock ||
+        yard_wire_setup(self->router) != 0 ||
+        yard_wire_setup(self->events_sock) != 0 || events_init(self) != 0) {
         yard_error("cannot create sockets: %s", zmq_strerror(errno));
         broker_destroy(&self);
         return NULL;
     }
-    int linger = 0;
-    zmq_setsockopt(self->xpub, ZMQ_LINGER, &linger, sizeof(linger));
+    //  Events: a send to a subscriber whose pipe is full fails at once
+    //  (EAGAIN, counted as dropped) instead of being dropped silently,
+    //  and a send to a gone one fails with EHOSTUNREACH (events.c).
+    int one = 1, hwm = BROKER_EVENTS_HWM, linger = 200;
+    int hb_ivl = (int)config->heartbeat_ms,
+        hb_ttl = (int)(config->heartbeat_ms * YARD_HEARTBEAT_LIVENESS);
+    zmq_setsockopt(self->events_sock, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
+    zmq_setsockopt(self->events_sock, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+    zmq_setsockopt(self->events_sock, ZMQ_LINGER, &linger, sizeof(linger));
+    zmq_setsockopt(self->events_sock, ZMQ_HEARTBEAT_IVL, &hb_ivl,
+                   sizeof(hb_ivl));
+    zmq_setsockopt(self->events_sock, ZMQ_HEARTBEAT_TIMEOUT, &hb_ttl,
+                   sizeof(hb_ttl));
     if (zmq_bind(self->router, config->endpoint) != 0) {
         yard_error("cannot bind tasks endpoint %s: %s", config->endpoint,
                    zmq_strerror(errno));
         broker_destroy(&self);
         return NULL;
     }
-    if (zmq_bind(self->xpub, config->events) != 0) {
+    if (zmq_bind(self->events_sock, config->events) != 0) {
         yard_error("cannot bind events endpoint %s: %s", config->events,
                    zmq_strerror(errno));
         broker_destroy(&self);
@@ -177,8 +190,9 @@ void broker_destroy(broker_t **self_p)
         zmq_setsockopt(self->router, ZMQ_LINGER, &linger, sizeof(linger));
         zmq_close(self->router);
     }
-    if (self->xpub)
-        zmq_close(self->xpub);
+    events_destroy(self);
+    if (self->events_sock)
+        zmq_close(self->events_sock);
     if (self->ctx)
         zmq_ctx_term(self->ctx);
     if (self->signal_fd >= 0)
@@ -269,6 +283,24 @@ void broker_forget(broker_t *self, broker_task_t *task)
         return;
     }
     task_free(task);
+}
+
+void broker_send_error_on(broker_t *self, void *socket, const uint8_t *identity,
+                          size_t identity_len, int err, const char *message)
+{
+    (void)self;
+    yard_error_t body;
+    memset(&body, 0, sizeof(body));
+    body.code = yard_bytes_str(yard_errcode_for(err));
+    body.message = yard_bytes_str(message);
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    if (yard_encode_error(&buf, &body) == 0) {
+        yard_frame_t frame = {buf.data, buf.size};
+        yard_wire_send(socket, identity, identity_len, YARD_ROLE_BROKER,
+                       YARD_CMD_ERROR, &frame, 1, ZMQ_DONTWAIT);
+    }
+    msgpack_sbuffer_destroy(&buf);
 }
 
 void broker_send_error(broker_t *self, const uint8_t *identity,
@@ -443,6 +475,7 @@ static void s_heartbeat(broker_t *self, int64_t now)
     }
     free(all.list);
     client_sweep(self, now);
+    events_heartbeat(self, now);
 }
 
 typedef struct {
@@ -488,6 +521,15 @@ static void s_finish_drain(broker_t *self, int64_t now)
     }
     free(all.list);
     client_flush_all(self);
+    broker_event_field_t f[] = {
+        {.key = "pid", .kind = EV_UINT, .u = (uint64_t)getpid()},
+        {.key = "answered_shutdown", .kind = EV_UINT, .u = all.count},
+        {.key = "uptime_ms",
+         .kind = EV_UINT,
+         .u = (uint64_t)(now - self->started_us) / 1000},
+    };
+    broker_emit(self, "system.shutdown", f, sizeof(f) / sizeof(f[0]));
+    events_flush_all(self, now);
     s_workers_t workers = {NULL, 0, 0};
     yard_map_each(self->workers, s_collect_worker, &workers);
     for (size_t i = 0; i < workers.count; i++)
@@ -536,13 +578,24 @@ int broker_run(broker_t *self)
     yard_info("ready: tasks=%s events=%s max-queue=%u grace=%ums",
               self->config.endpoint, self->config.events,
               self->config.max_queue, self->config.grace_ms);
+    broker_event_field_t f[] = {
+        {.key = "version", .kind = EV_STR, .s = YARD_VERSION_STRING},
+        {.key = "pid", .kind = EV_UINT, .u = (uint64_t)getpid()},
+        {.key = "endpoint", .kind = EV_STR, .s = self->config.endpoint},
+        {.key = "events", .kind = EV_STR, .s = self->config.events},
+    };
+    //  Nobody can have subscribed yet: this reaches the counters and the
+    //  log; subscribers see the restart as the broker asking them to
+    //  subscribe again.
+    broker_emit(self, "system.startup", f, sizeof(f) / sizeof(f[0]));
     while (!self->stop) {
         int64_t now = yard_clock_us();
-        zmq_pollitem_t items[2] = {
+        zmq_pollitem_t items[3] = {
             {self->router, 0, ZMQ_POLLIN, 0},
+            {self->events_sock, 0, ZMQ_POLLIN, 0},
             {NULL, self->signal_fd, ZMQ_POLLIN, 0},
         };
-        int nitems = self->signal_fd >= 0 ? 2 : 1;
+        int nitems = self->signal_fd >= 0 ? 3 : 2;
         int rc = zmq_poll(items, nitems, s_poll_timeout_ms(self, now));
         if (rc < 0 && errno != EINTR) {
             yard_error("poll failed: %s", zmq_strerror(errno));
@@ -558,12 +611,22 @@ int broker_run(broker_t *self)
             }
             yard_wire_msg_close(self->msg);
         }
-        if (nitems == 2 && rc > 0 && (items[1].revents & ZMQ_POLLIN))
+        if (rc > 0 && (items[1].revents & ZMQ_POLLIN)) {
+            for (int i = 0; i < BROKER_RECV_BURST; i++) {
+                if (yard_wire_recv(self->events_sock, true, self->msg,
+                                   ZMQ_DONTWAIT) != 0)
+                    break;
+                events_handle(self, self->msg, now);
+            }
+            yard_wire_msg_close(self->msg);
+        }
+        if (nitems == 3 && rc > 0 && (items[2].revents & ZMQ_POLLIN))
             s_read_signals(self, now);
         s_fire_timers(self, now);
         breaker_tick(self, now);
         s_dispatch(self, now);
         client_flush_all(self);
+        events_flush_all(self, now);
         if (now >= self->next_heartbeat_us) {
             s_heartbeat(self, now);
             self->next_heartbeat_us =

@@ -47,6 +47,12 @@
                                         nothing outstanding                */
 #define BROKER_REJECT_RETRY_MS 1000 /*  retry_after_ms hint on queue full  */
 #define BROKER_PRIORITIES (YARD_MAX_PRIORITY + 1)
+#define BROKER_DEFAULT_MAX_SUBSCRIBERS 256 /*  event subscribers at once   */
+#define BROKER_EVENTS_HWM                                                      \
+    32                              /*  PUBLISH messages queued per subscriber \
+                                        before its events are dropped (each at \
+                                        most 128 events / 64 KiB)              */
+#define BROKER_MAX_EVENT_TYPES 1024 /*  distinct types counted apart     */
 
 /* ---- Types ----------------------------------------------------------------
  */
@@ -55,6 +61,20 @@ typedef struct broker_task broker_task_t;
 typedef struct broker_service broker_service_t;
 typedef struct broker_worker broker_worker_t;
 typedef struct broker_client broker_client_t;
+typedef struct broker_sub broker_sub_t; /*  an event subscriber (events.c) */
+
+/*  Event counters, per type and in total. */
+typedef struct {
+    uint64_t published; /*  events accepted                               */
+    uint64_t delivered; /*  copies handed to subscribers                  */
+    uint64_t dropped;   /*  copies a slow or gone subscriber did not get  */
+} broker_event_counters_t;
+
+typedef struct {
+    char name[YARD_MAX_SERVICE + 1]; /*  the type, NUL-terminated          */
+    size_t len;
+    broker_event_counters_t c;
+} broker_evtype_t;
 typedef struct broker broker_t;
 
 /*  Where a task is in its life. */
@@ -174,6 +194,9 @@ typedef struct {
     uint32_t heartbeat_ms; /*  heartbeat interval                           */
     uint32_t liveness;     /*  intervals of silence before a worker is lost */
     yard_breaker_config_t breaker; /*  breaker defaults for every service  */
+    uint32_t max_subscribers;      /*  event subscribers at once           */
+    bool task_events;           /*  emit task.* events (only ever built while a
+                                    subscriber wants them)                    */
     const char **breaker_specs; /*  per-service settings, "SERVICE.key=value",
                                     applied in order at start            */
     size_t nbreaker_specs;
@@ -183,7 +206,7 @@ struct broker {
     broker_config_t config;   /*  settings                                   */
     void *ctx;                /*  ZeroMQ context                             */
     void *router;             /*  tasks endpoint, clients and workers        */
-    void *xpub;               /*  events endpoint                            */
+    void *events_sock;        /*  events endpoint (ROUTER, see events.c)     */
     int signal_fd;            /*  signalfd for SIGTERM/SIGINT, -1 if none    */
     uint64_t seed;            /*  hash seed, random per process              */
     yard_rand_t rng;          /*  jitter                                     */
@@ -209,7 +232,19 @@ struct broker {
     int64_t next_heartbeat_us; /*  next heartbeat/liveness sweep            */
     int64_t breaker_wake_us;   /*  earliest open breaker's half-open time,
                                    INT64_MAX if none                     */
-    uint64_t events;           /*  events emitted                            */
+    uint64_t events;           /*  events the broker emitted itself          */
+    yard_map_t *subs;          /*  identity hash -> broker_sub_t             */
+    broker_sub_t **sub_list;   /*  every subscriber, dense, for fan-out      */
+    size_t nsubs;
+    broker_sub_t *dirty_subs; /*  subscribers with events to flush          */
+    yard_map_t *ev_types;     /*  type hash -> broker_evtype_t              */
+    broker_event_counters_t ev_total; /*  all types                          */
+    uint64_t ev_invalid;       /*  PUBLISH bodies refused                    */
+    uint64_t ev_refused;       /*  SUBSCRIBEs refused (max subscribers)      */
+    bool want_task_events;     /*  task.* events on and wanted by someone    */
+    msgpack_sbuffer evbuf;     /*  one event, encoded for fan-out            */
+    msgpack_sbuffer evpayload; /*  payload of an event the broker emits      */
+    msgpack_sbuffer ackbuf;    /*  PUBLISH_ACK bodies                        */
     bool draining;             /*  SIGTERM received                           */
     int64_t drain_deadline_us; /*  when draining ends                       */
     bool stop;                 /*  leave the loop                             */
@@ -384,6 +419,10 @@ struct json_t *stats_breaker(broker_t *self, broker_service_t *service,
                              int64_t now);
 struct json_t *stats_breaker_config(const yard_breaker_config_t *cfg);
 
+/*  Sends an ERROR body to a peer on a given socket. */
+void broker_send_error_on(broker_t *self, void *socket, const uint8_t *identity,
+                          size_t identity_len, int err, const char *message);
+
 /*  Sends an ERROR body to a peer. */
 void broker_send_error(broker_t *self, const uint8_t *identity,
                        size_t identity_len, int err, const char *message,
@@ -424,6 +463,13 @@ void breaker_service_init(broker_t *self, broker_service_t *service,
 bool breaker_admit(broker_t *self, broker_service_t *service, int64_t now,
                    uint64_t *gen, uint32_t *retry_after_ms);
 
+/*  The fallback service named name for a task of service, if it will take
+    the task now: not the admin service, not service itself, queue not
+    full, its own breaker admitting it (*gen set). NULL otherwise. */
+broker_service_t *breaker_fallback(broker_t *self, broker_service_t *service,
+                                   const uint8_t *name, size_t len, int64_t now,
+                                   uint64_t *gen);
+
 /*  Reports the outcome of a task's attempt to its service's breaker. */
 void breaker_record(broker_t *self, broker_task_t *task,
                     yard_breaker_outcome_t outcome, uint64_t run_us,
@@ -447,16 +493,41 @@ char *breaker_admin(broker_t *self, const char *args, size_t len, int64_t now,
 /*  One field of an event's payload. */
 typedef struct {
     const char *key;
-    enum { EV_STR, EV_UINT, EV_DOUBLE } kind;
-    const char *s;
+    enum { EV_STR, EV_BYTES, EV_UINT, EV_DOUBLE } kind;
+    const char *s; /*  EV_STR (NUL-terminated), EV_BYTES (n bytes)      */
+    size_t n;
     uint64_t u;
     double d;
 } broker_event_field_t;
 
-/*  The one place the broker emits its events (breaker.*, and the event
-    bus issue's lifecycle events): logged now, published on the events
-    endpoint once the bus exists. */
+/*  The one place the broker emits its own events (system.*, worker.*,
+    task.*, breaker.*): a payload map of the fields, source "yard-broker",
+    published to every subscriber that wants the type. */
 void broker_emit(broker_t *self, const char *type,
                  const broker_event_field_t *fields, size_t nfields);
+
+/*  True if some subscriber's prefixes match type (to skip building an
+    event nobody wants). */
+bool broker_event_wanted(broker_t *self, const char *type);
+
+/*  Sets up / frees the event state (maps, buffers). 0 or -1. */
+int events_init(broker_t *self);
+void events_destroy(broker_t *self);
+
+/*  A message on the events endpoint (SUBSCRIBE, HEARTBEAT, DISCONNECT). */
+void events_handle(broker_t *self, yard_wire_msg_t *msg, int64_t now);
+
+/*  PUBLISH from a client or worker on the task endpoint. */
+void events_publish(broker_t *self, const uint8_t *identity,
+                    size_t identity_len, yard_wire_msg_t *msg, int64_t now);
+
+/*  Sends every subscriber's waiting events (end of each loop turn). */
+void events_flush_all(broker_t *self, int64_t now);
+
+/*  Heartbeats idle subscribers; forgets unreachable ones. */
+void events_heartbeat(broker_t *self, int64_t now);
+
+/*  The "events" object of the stats. */
+struct json_t *events_stats(broker_t *self, int64_t now);
 
 #endif

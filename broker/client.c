@@ -227,14 +227,11 @@ static void s_submit(broker_t *self, broker_client_t *c,
     uint64_t gen = 0;
     uint32_t retry = 0;
     if (!breaker_admit(self, service, now, &gen, &retry)) {
-        broker_service_t *fb = NULL;
         uint64_t fb_gen = 0;
-        uint32_t fb_retry = 0;
-        if (submit->fallback.len)
-            fb = service_require(self, submit->fallback.ptr,
-                                 submit->fallback.len);
-        if (fb && fb != service &&
-            breaker_admit(self, fb, now, &fb_gen, &fb_retry)) {
+        broker_service_t *fb =
+            breaker_fallback(self, service, submit->fallback.ptr,
+                             submit->fallback.len, now, &fb_gen);
+        if (fb) {
             service->counters.fallback++;
             service = fb;
             gen = fb_gen;
@@ -416,6 +413,15 @@ void client_handle(broker_t *self, broker_client_t *c, yard_wire_msg_t *msg,
             self->router, c->identity, c->identity_len, YARD_ROLE_BROKER,
             c->fresh ? YARD_CMD_DISCONNECT : YARD_CMD_HEARTBEAT, NULL, 0, 0);
         c->fresh = false;
+        return;
+    case YARD_CMD_PUBLISH:
+        events_publish(self, c->identity, c->identity_len, msg, now);
+        return;
+    case YARD_CMD_SUBSCRIBE:
+        self->malformed++;
+        broker_send_error(self, c->identity, c->identity_len,
+                          YARD_E_UNKNOWN_CMD,
+                          "SUBSCRIBE goes to the events endpoint", NULL);
         return;
     case YARD_CMD_DISCONNECT:
         //  The client is going away: nobody wants its results, so stop

@@ -21,7 +21,8 @@ static void s_usage(FILE *out)
             "  --config FILE     settings file, 'key = value' lines\n"
             "                    (YARD_CONFIG); keys: broker, events,\n"
             "                    max_queue, grace_ms, heartbeat_ms,\n"
-            "                    log_level, breaker.[SERVICE.]SETTING\n"
+            "                    log_level, max_subscribers, task_events,\n"
+            "                    breaker.[SERVICE.]SETTING\n"
             "  --broker EP       tasks endpoint to bind (YARD_BROKER,\n"
             "                    default " BROKER_DEFAULT_ENDPOINT ")\n"
             "  --events EP       events endpoint to bind (YARD_EVENTS,\n"
@@ -44,74 +45,103 @@ static void s_usage(FILE *out)
             "                    window, min_calls, failure_rate, slow_ms,\n"
             "                    base_timeout_ms, max_timeout_ms,\n"
             "                    half_open_test_count, count\n"
+            "  --max-subscribers N  event subscribers at once\n"
+            "                    (YARD_MAX_SUBSCRIBERS, default %u)\n"
+            "  --task-events on|off  emit task.* events to subscribers that\n"
+            "                    want them (YARD_TASK_EVENTS, default on)\n"
             "  --help            this text\n"
             "  --version         print the version\n",
             BROKER_DEFAULT_MAX_QUEUE, BROKER_DEFAULT_GRACE_MS,
-            YARD_HEARTBEAT_INTERVAL_MS, YARD_HEARTBEAT_LIVENESS);
+            YARD_HEARTBEAT_INTERVAL_MS, YARD_HEARTBEAT_LIVENESS,
+            BROKER_DEFAULT_MAX_SUBSCRIBERS);
 }
 
-/*  Settings read from the config file; breaker.* lines become specs. */
+/*  One setting from each source: flag, environment variable, file key. */
+enum {
+    S_BROKER,
+    S_EVENTS,
+    S_MAX_QUEUE,
+    S_GRACE,
+    S_HEARTBEAT,
+    S_LOG,
+    S_MAX_SUBS,
+    S_TASK_EVENTS,
+    S_NSETTINGS
+};
+
+static const struct {
+    const char *flag; /*  long option                                   */
+    const char *env;  /*  environment variable                          */
+    const char *key;  /*  config file key                               */
+} s_settings[S_NSETTINGS] = {
+    {"broker", "YARD_BROKER", "broker"},
+    {"events", "YARD_EVENTS", "events"},
+    {"max-queue", "YARD_MAX_QUEUE", "max_queue"},
+    {"grace", "YARD_GRACE_MS", "grace_ms"},
+    {"heartbeat", "YARD_HEARTBEAT_MS", "heartbeat_ms"},
+    {"log-level", "YARD_LOG_LEVEL", "log_level"},
+    {"max-subscribers", "YARD_MAX_SUBSCRIBERS", "max_subscribers"},
+    {"task-events", "YARD_TASK_EVENTS", "task_events"},
+};
+
 typedef struct {
-    char *broker, *events, *max_queue, *grace, *heartbeat, *log;
-    char **specs;
+    const char *flags[S_NSETTINGS]; /*  from the command line            */
+    char *file[S_NSETTINGS];        /*  from the config file             */
+    const char *config;             /*  --config                         */
+    const char **specs;             /*  --breaker, in order              */
     size_t nspecs;
+    char **file_specs; /*  breaker.* lines of the file, as specs   */
+    size_t nfile_specs;
     char err[256];
-} s_file_t;
+} s_args_t;
 
 static int s_file_line(const char *key, const char *value, void *arg)
 {
-    s_file_t *f = arg;
-    char **slot = NULL;
-    if (strcmp(key, "broker") == 0)
-        slot = &f->broker;
-    else if (strcmp(key, "events") == 0)
-        slot = &f->events;
-    else if (strcmp(key, "max_queue") == 0)
-        slot = &f->max_queue;
-    else if (strcmp(key, "grace_ms") == 0)
-        slot = &f->grace;
-    else if (strcmp(key, "heartbeat_ms") == 0)
-        slot = &f->heartbeat;
-    else if (strcmp(key, "log_level") == 0)
-        slot = &f->log;
-    if (slot) {
-        free(*slot);
-        *slot = strdup(value);
-        return *slot ? 0 : 1;
+    s_args_t *a = arg;
+    for (int i = 0; i < S_NSETTINGS; i++) {
+        if (strcmp(key, s_settings[i].key) == 0) {
+            free(a->file[i]);
+            a->file[i] = strdup(value);
+            return a->file[i] ? 0 : 1;
+        }
     }
     if (strncmp(key, "breaker.", 8) == 0 && key[8]) {
-        char **grown = realloc(f->specs, (f->nspecs + 1) * sizeof(*grown));
+        char **grown =
+            realloc(a->file_specs, (a->nfile_specs + 1) * sizeof(*grown));
         size_t n = strlen(key + 8) + strlen(value) + 2;
         char *spec = malloc(n);
+        if (grown)
+            a->file_specs = grown;
         if (!grown || !spec) {
             free(spec);
-            if (grown)
-                f->specs = grown;
             return 1;
         }
         snprintf(spec, n, "%s=%s", key + 8, value);
-        f->specs = grown;
-        f->specs[f->nspecs++] = spec;
+        a->file_specs[a->nfile_specs++] = spec;
         return 0;
     }
-    snprintf(f->err, sizeof(f->err),
+    snprintf(a->err, sizeof(a->err),
              "unknown key '%s' (known: broker, events, max_queue, grace_ms, "
-             "heartbeat_ms, log_level, breaker.[SERVICE.]SETTING)",
+             "heartbeat_ms, log_level, max_subscribers, task_events, "
+             "breaker.[SERVICE.]SETTING)",
              key);
     return 2;
 }
 
-static void s_file_free(s_file_t *f)
+static void s_args_free(s_args_t *a)
 {
-    free(f->broker);
-    free(f->events);
-    free(f->max_queue);
-    free(f->grace);
-    free(f->heartbeat);
-    free(f->log);
-    for (size_t i = 0; i < f->nspecs; i++)
-        free(f->specs[i]);
-    free(f->specs);
+    for (int i = 0; i < S_NSETTINGS; i++)
+        free(a->file[i]);
+    for (size_t i = 0; i < a->nfile_specs; i++)
+        free(a->file_specs[i]);
+    free(a->file_specs);
+    free(a->specs);
+}
+
+/*  The value of a setting: flag > environment > file > NULL. */
+static const char *s_pick(const s_args_t *a, int i)
+{
+    return yard_config_pick(a->flags[i], s_settings[i].env, a->file[i], NULL);
 }
 
 /*  Checks one breaker spec on its own (syntax, setting name, value). */
@@ -130,165 +160,56 @@ static int s_check_spec(const char *spec, const char *from)
     return 0;
 }
 
-static int s_bad(const char *what, const char *value)
+static int s_bad(int i, const char *value)
 {
-    fprintf(stderr, "yard-broker: invalid %s: '%s' (see --help)\n", what,
-            value ? value : "");
+    fprintf(stderr, "yard-broker: invalid --%s / %s: '%s' (see --help)\n",
+            s_settings[i].flag, s_settings[i].env, value ? value : "");
     return 2;
 }
 
-static int s_main(const char *f_broker, const char *f_events,
-                  const char *f_max_queue, const char *f_grace,
-                  const char *f_heartbeat, const char *f_log,
-                  const char *f_config, const char **f_specs, size_t f_nspecs);
-static int s_run(const char *f_broker, const char *f_events,
-                 const char *f_max_queue, const char *f_grace,
-                 const char *f_heartbeat, const char *f_log, s_file_t *file,
-                 const char **f_specs, size_t f_nspecs);
-
-int main(int argc, char **argv)
-{
-    const char *f_broker = NULL, *f_events = NULL, *f_max_queue = NULL;
-    const char *f_grace = NULL, *f_heartbeat = NULL, *f_log = NULL;
-    const char *f_config = NULL;
-    const char **f_specs = calloc((size_t)argc + 1, sizeof(*f_specs));
-    size_t f_nspecs = 0;
-    if (!f_specs)
-        return 1;
-    static const struct option options[] = {
-        {"broker", required_argument, NULL, 'b'},
-        {"events", required_argument, NULL, 'e'},
-        {"max-queue", required_argument, NULL, 'q'},
-        {"grace", required_argument, NULL, 'g'},
-        {"heartbeat", required_argument, NULL, 'H'},
-        {"log-level", required_argument, NULL, 'l'},
-        {"config", required_argument, NULL, 'c'},
-        {"breaker", required_argument, NULL, 'B'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
-    };
-    int opt;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
-        switch (opt) {
-        case 'b':
-            f_broker = optarg;
-            break;
-        case 'e':
-            f_events = optarg;
-            break;
-        case 'q':
-            f_max_queue = optarg;
-            break;
-        case 'g':
-            f_grace = optarg;
-            break;
-        case 'H':
-            f_heartbeat = optarg;
-            break;
-        case 'l':
-            f_log = optarg;
-            break;
-        case 'c':
-            f_config = optarg;
-            break;
-        case 'B':
-            f_specs[f_nspecs++] = optarg;
-            break;
-        case 'h':
-            s_usage(stdout);
-            free(f_specs);
-            return 0;
-        case 'V':
-            printf("yard-broker %s\n", YARD_VERSION_STRING);
-            free(f_specs);
-            return 0;
-        default:
-            fprintf(stderr,
-                    "yard-broker: unknown or incomplete option '%s' "
-                    "(see --help)\n",
-                    argv[optind - 1]);
-            free(f_specs);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "yard-broker: unexpected argument '%s'\n",
-                argv[optind]);
-        free(f_specs);
-        return 2;
-    }
-    int rc = s_main(f_broker, f_events, f_max_queue, f_grace, f_heartbeat,
-                    f_log, f_config, f_specs, f_nspecs);
-    free(f_specs);
-    return rc;
-}
-
-static int s_main(const char *f_broker, const char *f_events,
-                  const char *f_max_queue, const char *f_grace,
-                  const char *f_heartbeat, const char *f_log,
-                  const char *f_config, const char **f_specs, size_t f_nspecs)
-{
-    s_file_t file;
-    memset(&file, 0, sizeof(file));
-    const char *path = yard_config_pick(f_config, "YARD_CONFIG", NULL, NULL);
-    if (path) {
-        char err[256];
-        int frc =
-            yard_config_file_each(path, s_file_line, &file, err, sizeof(err));
-        if (frc != 0) {
-            fprintf(stderr, "yard-broker: config file %s: %s\n", path,
-                    frc == 2   ? file.err
-                    : frc == 1 ? "out of memory"
-                               : err);
-            s_file_free(&file);
-            return 2;
-        }
-    }
-    int rc = s_run(f_broker, f_events, f_max_queue, f_grace, f_heartbeat, f_log,
-                   &file, f_specs, f_nspecs);
-    s_file_free(&file);
-    return rc;
-}
-
-static int s_run(const char *f_broker, const char *f_events,
-                 const char *f_max_queue, const char *f_grace,
-                 const char *f_heartbeat, const char *f_log, s_file_t *file,
-                 const char **f_specs, size_t f_nspecs)
+/*  Resolves every setting and runs the broker. */
+static int s_run(s_args_t *a)
 {
     broker_config_t config;
     memset(&config, 0, sizeof(config));
-    config.endpoint = yard_config_pick(f_broker, "YARD_BROKER", file->broker,
-                                       BROKER_DEFAULT_ENDPOINT);
-    config.events = yard_config_pick(f_events, "YARD_EVENTS", file->events,
-                                     BROKER_DEFAULT_EVENTS);
-    const char *v =
-        yard_config_pick(f_max_queue, "YARD_MAX_QUEUE", file->max_queue, NULL);
+    config.endpoint = s_pick(a, S_BROKER);
+    if (!config.endpoint)
+        config.endpoint = BROKER_DEFAULT_ENDPOINT;
+    config.events = s_pick(a, S_EVENTS);
+    if (!config.events)
+        config.events = BROKER_DEFAULT_EVENTS;
+    const char *v = s_pick(a, S_MAX_QUEUE);
     config.max_queue = BROKER_DEFAULT_MAX_QUEUE;
     if (v && yard_parse_u32(v, 1, 100000000, &config.max_queue) != 0)
-        return s_bad("--max-queue / YARD_MAX_QUEUE", v);
-    v = yard_config_pick(f_grace, "YARD_GRACE_MS", file->grace, NULL);
+        return s_bad(S_MAX_QUEUE, v);
+    v = s_pick(a, S_GRACE);
     config.grace_ms = BROKER_DEFAULT_GRACE_MS;
     if (v && yard_parse_u32(v, 0, 3600000, &config.grace_ms) != 0)
-        return s_bad("--grace / YARD_GRACE_MS", v);
-    v = yard_config_pick(f_heartbeat, "YARD_HEARTBEAT_MS", file->heartbeat,
-                         NULL);
+        return s_bad(S_GRACE, v);
+    v = s_pick(a, S_HEARTBEAT);
     config.heartbeat_ms = YARD_HEARTBEAT_INTERVAL_MS;
     if (v && yard_parse_u32(v, 10, 60000, &config.heartbeat_ms) != 0)
-        return s_bad("--heartbeat / YARD_HEARTBEAT_MS", v);
+        return s_bad(S_HEARTBEAT, v);
     config.liveness = YARD_HEARTBEAT_LIVENESS;
+    v = s_pick(a, S_MAX_SUBS);
+    config.max_subscribers = BROKER_DEFAULT_MAX_SUBSCRIBERS;
+    if (v && yard_parse_u32(v, 0, 100000, &config.max_subscribers) != 0)
+        return s_bad(S_MAX_SUBS, v);
+    v = s_pick(a, S_TASK_EVENTS);
+    config.task_events = true;
+    if (v && yard_parse_bool(v, &config.task_events) != 0)
+        return s_bad(S_TASK_EVENTS, v);
     yard_log_level_t level = YARD_LOG_INFO;
-    v = yard_config_pick(f_log, "YARD_LOG_LEVEL", file->log, NULL);
+    v = s_pick(a, S_LOG);
     if (v && yard_log_level_parse(v, &level) != 0)
-        return s_bad("--log-level / YARD_LOG_LEVEL", v);
+        return s_bad(S_LOG, v);
 
     //  Breaker settings: defaults, then file, environment and flags in
     //  that order, so the later (stronger) one wins for each setting.
     yard_breaker_config_defaults(&config.breaker);
     const char *env = getenv("YARD_BREAKER");
     char *env_copy = env ? strdup(env) : NULL;
-    size_t cap = file->nspecs + f_nspecs + (env ? strlen(env) / 2 + 1 : 0);
+    size_t cap = a->nfile_specs + a->nspecs + (env ? strlen(env) / 2 + 1 : 0);
     const char **specs = calloc(cap ? cap : 1, sizeof(*specs));
     size_t n = 0;
     int rc = 2;
@@ -296,10 +217,10 @@ static int s_run(const char *f_broker, const char *f_events,
         rc = 1;
         goto out;
     }
-    for (size_t i = 0; i < file->nspecs; i++) {
-        if (s_check_spec(file->specs[i], "breaker setting in config file"))
+    for (size_t i = 0; i < a->nfile_specs; i++) {
+        if (s_check_spec(a->file_specs[i], "breaker setting in config file"))
             goto out;
-        specs[n++] = file->specs[i];
+        specs[n++] = a->file_specs[i];
     }
     char *save = NULL;
     for (char *tok = env_copy ? strtok_r(env_copy, " \t", &save) : NULL; tok;
@@ -308,10 +229,10 @@ static int s_run(const char *f_broker, const char *f_events,
             goto out;
         specs[n++] = tok;
     }
-    for (size_t i = 0; i < f_nspecs; i++) {
-        if (s_check_spec(f_specs[i], "--breaker"))
+    for (size_t i = 0; i < a->nspecs; i++) {
+        if (s_check_spec(a->specs[i], "--breaker"))
             goto out;
-        specs[n++] = f_specs[i];
+        specs[n++] = a->specs[i];
     }
     config.breaker_specs = specs;
     config.nbreaker_specs = n;
@@ -332,5 +253,79 @@ static int s_run(const char *f_broker, const char *f_events,
 out:
     free(specs);
     free(env_copy);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    s_args_t a;
+    memset(&a, 0, sizeof(a));
+    a.specs = calloc((size_t)argc + 1, sizeof(*a.specs));
+    if (!a.specs)
+        return 1;
+    struct option options[S_NSETTINGS + 5];
+    for (int i = 0; i < S_NSETTINGS; i++)
+        options[i] = (struct option){s_settings[i].flag, required_argument,
+                                     NULL, 0x100 + i};
+    options[S_NSETTINGS] =
+        (struct option){"config", required_argument, NULL, 'c'};
+    options[S_NSETTINGS + 1] =
+        (struct option){"breaker", required_argument, NULL, 'B'};
+    options[S_NSETTINGS + 2] = (struct option){"help", no_argument, NULL, 'h'};
+    options[S_NSETTINGS + 3] =
+        (struct option){"version", no_argument, NULL, 'V'};
+    options[S_NSETTINGS + 4] = (struct option){NULL, 0, NULL, 0};
+    int opt, rc = -1;
+    opterr = 0;
+    while (rc < 0 && (opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        if (opt >= 0x100 && opt < 0x100 + S_NSETTINGS) {
+            a.flags[opt - 0x100] = optarg;
+            continue;
+        }
+        switch (opt) {
+        case 'c':
+            a.config = optarg;
+            break;
+        case 'B':
+            a.specs[a.nspecs++] = optarg;
+            break;
+        case 'h':
+            s_usage(stdout);
+            rc = 0;
+            break;
+        case 'V':
+            printf("yard-broker %s\n", YARD_VERSION_STRING);
+            rc = 0;
+            break;
+        default:
+            fprintf(stderr,
+                    "yard-broker: unknown or incomplete option '%s' "
+                    "(see --help)\n",
+                    argv[optind - 1]);
+            rc = 2;
+            break;
+        }
+    }
+    if (rc < 0 && optind < argc) {
+        fprintf(stderr, "yard-broker: unexpected argument '%s'\n",
+                argv[optind]);
+        rc = 2;
+    }
+    const char *path = yard_config_pick(a.config, "YARD_CONFIG", NULL, NULL);
+    if (rc < 0 && path) {
+        char err[256];
+        int frc =
+            yard_config_file_each(path, s_file_line, &a, err, sizeof(err));
+        if (frc != 0) {
+            fprintf(stderr, "yard-broker: config file %s: %s\n", path,
+                    frc == 2   ? a.err
+                    : frc == 1 ? "out of memory"
+                               : err);
+            rc = 2;
+        }
+    }
+    if (rc < 0)
+        rc = s_run(&a);
+    s_args_free(&a);
     return rc;
 }

@@ -224,7 +224,7 @@ char *stats_json(broker_t *self, int64_t now)
                   (json_int_t)yard_heap_size(self->timers), "index_bytes",
                   (json_int_t)(yard_map_memory(self->tasks_by_id) +
                                yard_map_memory(self->tasks_by_job))));
-    text = json_dumps(root, JSON_COMPACT);
+    text = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(6));
 done:
     json_decref(services);
     json_decref(workers);

@@ -243,6 +243,9 @@ void worker_handle(broker_t *self, yard_wire_msg_t *msg, int64_t now)
         if (w)
             worker_lost(self, w, "disconnected");
         return;
+    case YARD_CMD_PUBLISH:
+        events_publish(self, msg->identity, msg->identity_len, msg, now);
+        return;
     case YARD_CMD_RESULT:
     case YARD_CMD_HEARTBEAT:
         break;

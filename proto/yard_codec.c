@@ -40,6 +40,8 @@ typedef enum {
     K_STATUS,  /*  str, one of the wire status names                      */
     K_HEADERS, /*  map str->str, kept as the raw bytes of the map         */
     K_MAP,     /*  any map, kept as raw bytes (reserved fields)           */
+    K_RAW,     /*  any one msgpack value, kept as raw bytes (event payload) */
+    K_STRLIST, /*  array of str, kept as raw bytes (SUBSCRIBE types)      */
 } s_kind_t;
 
 /*  Encoder role bits: which encoder writes a field (RESULT and CANCEL
@@ -151,6 +153,33 @@ static const s_field_t s_error_fields[] = {
     F("id", K_STR, 0, S_ANY, yard_error_t, id, 1, YARD_MAX_ID, 0),
 };
 
+#define S_PUBLISHER (S_CLIENT | S_WORKER)
+
+static const s_field_t s_event_fields[] = {
+    F("type", K_SERVICE, S_ANY, S_ANY, yard_event_t, type, 1, YARD_MAX_SERVICE,
+      0),
+    F("source", K_STR, 0, S_ANY, yard_event_t, source, 0, YARD_MAX_ID, 0),
+    F("ts_us", K_U64, 0, S_ANY, yard_event_t, ts_us, 0, UINT64_MAX, 0),
+    F("payload", K_RAW, 0, S_ANY, yard_event_t, payload, 0,
+      YARD_MAX_EVENT_PAYLOAD, 0),
+    F("trace_id", K_STR, 0, S_ANY, yard_event_t, trace_id, 0, YARD_MAX_ID, 0),
+    F("meta", K_HEADERS, 0, S_ANY, yard_event_t, meta, 0, 0, 0),
+    F("seq", K_U64, 0, S_PUBLISHER, yard_event_t, seq, 0, UINT64_MAX, 0),
+    F("ack", K_BOOL, 0, S_PUBLISHER, yard_event_t, ack, 0, 1, 0),
+    F("sn", K_U64, 0, S_BROKER, yard_event_t, sn, 0, UINT64_MAX, 0),
+};
+
+static const s_field_t s_publish_ack_fields[] = {
+    F("seq", K_U64, S_ANY, S_ANY, yard_publish_ack_t, seq, 0, UINT64_MAX, 0),
+    F("status", K_STATUS, S_ANY, S_ANY, yard_publish_ack_t, status, 0, 0, 0),
+    F("error", K_TEXT, 0, S_ANY, yard_publish_ack_t, error, 0, YARD_MAX_ERROR,
+      0),
+};
+
+static const s_field_t s_subscribe_fields[] = {
+    F("types", K_STRLIST, S_ANY, S_ANY, yard_subscribe_t, types, 0, 0, 0),
+};
+
 #define NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
 
 static const s_msg_t s_submit_msg = {
@@ -167,6 +196,16 @@ static const s_msg_t s_cancel_msg = {
     s_cancel_fields, NFIELDS(s_cancel_fields), sizeof(yard_cancel_t), {0, 1}};
 static const s_msg_t s_error_msg = {
     s_error_fields, NFIELDS(s_error_fields), sizeof(yard_error_t), {-1, -1}};
+static const s_msg_t s_event_msg = {
+    s_event_fields, NFIELDS(s_event_fields), sizeof(yard_event_t), {-1, -1}};
+static const s_msg_t s_publish_ack_msg = {s_publish_ack_fields,
+                                          NFIELDS(s_publish_ack_fields),
+                                          sizeof(yard_publish_ack_t),
+                                          {-1, -1}};
+static const s_msg_t s_subscribe_msg = {s_subscribe_fields,
+                                        NFIELDS(s_subscribe_fields),
+                                        sizeof(yard_subscribe_t),
+                                        {-1, -1}};
 
 /* ---- Small readers over raw msgpack ------------------------------------ */
 
@@ -276,6 +315,51 @@ static int s_headers_scan(const uint8_t *p, size_t len, yard_headers_fn *fn,
     return 0;
 }
 
+/*  Validates a raw SUBSCRIBE types array (at most YARD_MAX_TYPES str
+    prefixes of 0..YARD_MAX_SERVICE bytes of the service alphabet, nothing
+    after the array) and, when fn is given, calls it per entry. */
+static bool s_service_char(uint8_t c);
+static int s_strlist_scan(const uint8_t *p, size_t len, yard_strlist_fn *fn,
+                          void *arg)
+{
+    if (len == 0)
+        return YARD_E_TYPE;
+    size_t pos = 1;
+    uint32_t n;
+    uint8_t b = p[0];
+    if (b >= 0x90 && b <= 0x9f)
+        n = b & 0x0fu;
+    else if (b == 0xdc && len >= 3) {
+        n = s_be(p + 1, 2);
+        pos = 3;
+    } else if (b == 0xdd && len >= 5) {
+        n = s_be(p + 1, 4);
+        pos = 5;
+    } else
+        return (b == 0xdc || b == 0xdd) ? YARD_E_MALFORMED : YARD_E_TYPE;
+    if (n > YARD_MAX_TYPES)
+        return YARD_E_TOO_LARGE;
+    yard_bytes_t items[YARD_MAX_TYPES];
+    for (uint32_t i = 0; i < n; i++) {
+        int rc = s_read_str(p, len, &pos, &items[i]);
+        if (rc)
+            return rc;
+        if (items[i].len > YARD_MAX_SERVICE)
+            return YARD_E_TOO_LARGE;
+        for (uint32_t j = 0; j < items[i].len; j++)
+            if (!s_service_char(items[i].ptr[j]))
+                return YARD_E_RANGE;
+    }
+    if (pos != len)
+        return YARD_E_MALFORMED;
+    for (uint32_t i = 0; fn && i < n; i++) {
+        int rc = fn((const char *)items[i].ptr, items[i].len, arg);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 /* ---- Field values: one set of rules for decode and encode -------------- */
 
 static bool s_service_char(uint8_t c)
@@ -310,6 +394,12 @@ static int s_check_bytes(const s_field_t *f, const yard_bytes_t *b)
         int rc = s_read_map(b->ptr, b->len, &pos, &n);
         return rc ? rc : yard_msgpack_check(b->ptr, b->len);
     }
+    case K_RAW:
+        if (b->len > f->max)
+            return YARD_E_TOO_LARGE;
+        return b->len ? yard_msgpack_check(b->ptr, b->len) : 0;
+    case K_STRLIST:
+        return s_strlist_scan(b->ptr, b->len, NULL, NULL);
     default:
         return YARD_E_ARG; /*  not a bytes kind: our bug */
     }
@@ -374,9 +464,10 @@ typedef enum { V_UINT, V_NEG, V_BOOL, V_STR, V_BIN, V_MAP, V_OTHER } s_vtype_t;
 
 typedef struct {
     s_vtype_t type;
-    uint64_t u;       /*  V_UINT                                          */
-    bool b;           /*  V_BOOL                                          */
-    yard_bytes_t raw; /*  V_STR, V_BIN: the data; V_MAP: the whole map    */
+    uint64_t u;        /*  V_UINT                                          */
+    bool b;            /*  V_BOOL                                          */
+    yard_bytes_t raw;  /*  V_STR, V_BIN: the data; V_MAP: the whole map    */
+    yard_bytes_t span; /*  the whole value, header included (s_decode)    */
 } s_val_t;
 
 static uint64_t s_be64(const uint8_t *p, size_t n)
@@ -507,6 +598,12 @@ static int s_decode_field(const s_field_t *f, const s_val_t *val, void *st)
             return rc;
         *(yard_bytes_t *)at = val->raw;
         return 0;
+    case K_RAW:
+    case K_STRLIST:
+        if ((rc = s_check_bytes(f, &val->span)))
+            return rc;
+        *(yard_bytes_t *)at = val->span;
+        return 0;
     }
     return YARD_E_ARG; /*  unreachable: every kind is handled above */
 }
@@ -541,9 +638,13 @@ static int s_decode(yard_decoder_t *self, const s_msg_t *msg, const void *data,
     int err = 0;
     for (uint32_t i = 0; i < nkeys; i++) {
         s_val_t key, val;
-        if ((rc = s_read_val(p, len, &pos, &key)) ||
-            (rc = s_read_val(p, len, &pos, &val)))
+        if ((rc = s_read_val(p, len, &pos, &key)))
             return YARD_E_MALFORMED; /*  cannot happen after the check */
+        size_t vstart = pos;
+        if ((rc = s_read_val(p, len, &pos, &val)))
+            return YARD_E_MALFORMED;
+        val.span.ptr = p + vstart;
+        val.span.len = (uint32_t)(pos - vstart);
         if (key.type != V_STR) {
             err = err ? err : YARD_E_MALFORMED;
             continue;
@@ -615,6 +716,36 @@ int yard_decode_error(yard_decoder_t *self, const void *data, size_t len,
     return s_decode(self, &s_error_msg, data, len, out);
 }
 
+int yard_decode_event(yard_decoder_t *self, const void *data, size_t len,
+                      yard_event_t *out)
+{
+    int rc = s_decode(self, &s_event_msg, data, len, out);
+    if (rc == 0 && out->ack && out->seq == 0)
+        rc = YARD_E_MISSING; /*  an ack needs a seq to name the event */
+    return rc;
+}
+
+int yard_decode_publish_ack(yard_decoder_t *self, const void *data, size_t len,
+                            yard_publish_ack_t *out)
+{
+    return s_decode(self, &s_publish_ack_msg, data, len, out);
+}
+
+int yard_decode_subscribe(yard_decoder_t *self, const void *data, size_t len,
+                          yard_subscribe_t *out)
+{
+    return s_decode(self, &s_subscribe_msg, data, len, out);
+}
+
+int yard_strlist_each(const yard_bytes_t *list, yard_strlist_fn *fn, void *arg)
+{
+    if (!list || !fn || (!list->ptr && list->len))
+        return YARD_E_ARG;
+    if (list->len == 0)
+        return 0;
+    return s_strlist_scan(list->ptr, list->len, fn, arg);
+}
+
 int yard_headers_each(const yard_bytes_t *headers, yard_headers_fn *fn,
                       void *arg)
 {
@@ -630,7 +761,8 @@ int yard_headers_each(const yard_bytes_t *headers, yard_headers_fn *fn,
 static bool s_is_bytes(const s_field_t *f)
 {
     return f->kind == K_STR || f->kind == K_SERVICE || f->kind == K_TEXT ||
-           f->kind == K_PAYLOAD || f->kind == K_HEADERS || f->kind == K_MAP;
+           f->kind == K_PAYLOAD || f->kind == K_HEADERS || f->kind == K_MAP ||
+           f->kind == K_RAW || f->kind == K_STRLIST;
 }
 
 /*  Whether the encoder for role writes field f of st. */
@@ -650,7 +782,10 @@ static bool s_present(const s_field_t *f, unsigned role, const void *st)
     case K_TEXT:
     case K_HEADERS:
     case K_MAP:
+    case K_RAW:
         return ((const yard_bytes_t *)at)->len > 0;
+    case K_STRLIST:
+        return true; /*  required where it appears */
     case K_U8:
     case K_U32:
     case K_U64: {
@@ -719,6 +854,8 @@ static int s_pack_field(msgpack_packer *pk, const s_field_t *f, const void *st)
     }
     case K_HEADERS:
     case K_MAP:
+    case K_RAW:
+    case K_STRLIST:
         /*  Already validated msgpack: copied as is, which keeps the
             caller's bytes (and so the vectors) exact. */
         return msgpack_sbuffer_write(pk->data, (const char *)b->ptr, b->len);
@@ -752,7 +889,8 @@ static int s_encode(msgpack_sbuffer *buf, const s_msg_t *msg, unsigned role,
             return rc;
         write |= 1u << i;
         n++;
-        raw |= f->kind == K_HEADERS || f->kind == K_MAP;
+        raw |= f->kind == K_HEADERS || f->kind == K_MAP || f->kind == K_RAW ||
+               f->kind == K_STRLIST;
     }
 
     size_t start = buf->size;
@@ -825,6 +963,91 @@ int yard_encode_cancel(msgpack_sbuffer *buf, yard_role_t role,
 int yard_encode_error(msgpack_sbuffer *buf, const yard_error_t *error)
 {
     return s_encode(buf, &s_error_msg, S_ANY, error);
+}
+
+int yard_encode_event(msgpack_sbuffer *buf, yard_role_t role,
+                      const yard_event_t *event)
+{
+    if (!event)
+        return YARD_E_ARG;
+    unsigned r = role == YARD_ROLE_BROKER   ? S_BROKER
+                 : role == YARD_ROLE_WORKER ? S_WORKER
+                 : role == YARD_ROLE_CLIENT ? S_CLIENT
+                                            : 0;
+    if (!r || (r != S_BROKER && event->ack && event->seq == 0))
+        return YARD_E_ARG;
+    return s_encode(buf, &s_event_msg, r, event);
+}
+
+int yard_encode_publish_ack(msgpack_sbuffer *buf, const yard_publish_ack_t *ack)
+{
+    return s_encode(buf, &s_publish_ack_msg, S_ANY, ack);
+}
+
+int yard_encode_subscribe(msgpack_sbuffer *buf, const yard_subscribe_t *sub)
+{
+    if (!sub || !sub->types.len)
+        return YARD_E_ARG;
+    return s_encode(buf, &s_subscribe_msg, S_ANY, sub);
+}
+
+int yard_encode_strlist(msgpack_sbuffer *buf, const char *const *items,
+                        size_t n)
+{
+    if (!buf || (n && !items) || n > YARD_MAX_TYPES)
+        return YARD_E_ARG;
+    size_t start = buf->size;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
+    int rc = msgpack_pack_array(&pk, n);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        size_t len = items[i] ? strlen(items[i]) : 0;
+        rc = msgpack_pack_str_with_body(&pk, items[i] ? items[i] : "", len);
+    }
+    if (rc) {
+        buf->size = start;
+        return YARD_E_NOMEM;
+    }
+    rc = s_strlist_scan((const uint8_t *)buf->data + start, buf->size - start,
+                        NULL, NULL);
+    if (rc) {
+        buf->size = start;
+        return rc == YARD_E_TOO_LARGE ? rc : YARD_E_ARG;
+    }
+    return 0;
+}
+
+int yard_event_stamp_sn(msgpack_sbuffer *out, const void *body, size_t len,
+                        uint64_t sn)
+{
+    const uint8_t *p = body;
+    if (!out || !body || len < 1 || p[0] < 0x80 || p[0] >= 0x8f)
+        return YARD_E_ARG;
+    uint8_t head = (uint8_t)(p[0] + 1);
+    uint8_t tail[1 + 2 + 9];
+    size_t t = 0;
+    tail[t++] = 0xa2;
+    tail[t++] = 's';
+    tail[t++] = 'n';
+    if (sn < 128) {
+        tail[t++] = (uint8_t)sn;
+    } else {
+        int bytes = sn <= 0xff          ? 1
+                    : sn <= 0xffff      ? 2
+                    : sn <= 0xffffffffu ? 4
+                                        : 8;
+        tail[t++] = bytes == 1   ? 0xcc
+                    : bytes == 2 ? 0xcd
+                    : bytes == 4 ? 0xce
+                                 : 0xcf;
+        for (int i = bytes - 1; i >= 0; i--)
+            tail[t++] = (uint8_t)(sn >> (8 * i));
+    }
+    if (msgpack_sbuffer_write(out, (const char *)&head, 1) ||
+        msgpack_sbuffer_write(out, (const char *)p + 1, len - 1) ||
+        msgpack_sbuffer_write(out, (const char *)tail, t))
+        return YARD_E_NOMEM;
+    return 0;
 }
 
 yard_bytes_t yard_bytes_str(const char *s)

@@ -65,6 +65,9 @@ extern "C" {
     msgpack-c allocates 24 bytes per element before it reads them, so this
     caps what one body can make a decoder allocate (about 100 KiB). */
 #define YARD_MAX_ELEMENTS 4096
+/*  Event bus. */
+#define YARD_MAX_EVENT_PAYLOAD (1024u * 1024) /*  event payload bytes      */
+#define YARD_MAX_TYPES 32 /*  type prefixes in one SUBSCRIBE              */
 
 /*  Defaults for optional SUBMIT fields. */
 #define YARD_DEFAULT_TIMEOUT_MS 30000u
@@ -137,6 +140,7 @@ typedef enum {
     YARD_E_ARG = -14,         /*  bad argument passed to an API            */
     YARD_E_NOTFOUND = -15,    /*  no such task / entry                     */
     YARD_E_INTERRUPTED = -16, /*  a signal or stop request interrupted    */
+    YARD_E_LIMIT = -17,       /*  a broker limit was reached (subscribers) */
 } yard_err_t;
 
 /*  Returns a constant human-readable string for a yard_err_t. */
@@ -158,6 +162,7 @@ int yard_status_parse(const char *name, size_t len, yard_status_t *status);
 #define YARD_ERRCODE_BAD_FIELD "bad_field"
 #define YARD_ERRCODE_FRAMES "bad_frames"
 #define YARD_ERRCODE_NOT_READY "not_ready" /* worker sent work before READY */
+#define YARD_ERRCODE_LIMIT "limit" /*  a broker limit (subscribers) reached */
 
 /*  Maps a yard_err_t to the ERROR "code" string the broker sends. */
 const char *yard_errcode_for(int err);
@@ -236,6 +241,38 @@ typedef struct {
     yard_bytes_t id;      /*  str, optional: the task id, when known     */
 } yard_error_t;
 
+/*  An event: PUBLISH body (C/W -> B: publish; B -> subscriber: delivery). */
+typedef struct {
+    yard_bytes_t type;     /*  str 1..128 of the service alphabet, dotted
+                               ("task.completed"), required             */
+    yard_bytes_t source;   /*  str 0..128: who published it             */
+    uint64_t ts_us;        /*  wall clock, us since the Unix epoch; 0 from
+                               a publisher = let the broker stamp it    */
+    yard_bytes_t payload;  /*  one raw msgpack value of any type, or empty
+                               (no payload), 0..YARD_MAX_EVENT_PAYLOAD  */
+    yard_bytes_t trace_id; /*  str 0..128                               */
+    yard_bytes_t meta;     /*  raw msgpack map str->str (header rules)  */
+    uint64_t seq;          /*  C/W->B: the publisher's number, echoed in
+                               PUBLISH_ACK; required when ack is set    */
+    bool ack;              /*  C/W->B: answer with PUBLISH_ACK          */
+    uint64_t sn;           /*  B->S: this subscriber's delivery number,
+                               1, 2, ...; a gap = events dropped for it */
+} yard_event_t;
+
+/*  PUBLISH_ACK body, broker -> publisher, for an event sent with ack. */
+typedef struct {
+    uint64_t seq;         /*  the event's seq, required                */
+    yard_status_t status; /*  ok, invalid or rejected, required        */
+    yard_bytes_t error;   /*  str, why when not ok                     */
+} yard_publish_ack_t;
+
+/*  SUBSCRIBE body, subscriber -> broker (events endpoint). */
+typedef struct {
+    yard_bytes_t types; /*  raw msgpack array of 0..YARD_MAX_TYPES str type
+                            prefixes (0..128 bytes each); an empty array,
+                            or an empty prefix, means every event     */
+} yard_subscribe_t;
+
 /* ---- Header frame ------------------------------------------------------ */
 
 /*  Writes the 4-byte header. */
@@ -294,6 +331,18 @@ int yard_decode_cancel(yard_decoder_t *self, const void *data, size_t len,
                        yard_cancel_t *out);
 int yard_decode_error(yard_decoder_t *self, const void *data, size_t len,
                       yard_error_t *out);
+int yard_decode_event(yard_decoder_t *self, const void *data, size_t len,
+                      yard_event_t *out);
+int yard_decode_publish_ack(yard_decoder_t *self, const void *data, size_t len,
+                            yard_publish_ack_t *out);
+int yard_decode_subscribe(yard_decoder_t *self, const void *data, size_t len,
+                          yard_subscribe_t *out);
+
+/*  Calls fn for each prefix of a SUBSCRIBE types array (already checked
+    by the decoder, or checked here). 0, fn's non-zero value, or an
+    error. */
+typedef int(yard_strlist_fn)(const char *s, size_t len, void *arg);
+int yard_strlist_each(const yard_bytes_t *list, yard_strlist_fn *fn, void *arg);
 
 /*  Iterates a validated headers map (raw msgpack, as in yard_submit_t):
     calls fn(key, klen, value, vlen, arg) per entry; stops early when fn
@@ -322,6 +371,24 @@ int yard_encode_ready(msgpack_sbuffer *buf, const yard_ready_t *ready);
 int yard_encode_cancel(msgpack_sbuffer *buf, yard_role_t role,
                        const yard_cancel_t *cancel);
 int yard_encode_error(msgpack_sbuffer *buf, const yard_error_t *error);
+/*  role: YARD_ROLE_CLIENT or _WORKER (publisher: seq, ack) or
+    YARD_ROLE_BROKER (delivery: sn). */
+int yard_encode_event(msgpack_sbuffer *buf, yard_role_t role,
+                      const yard_event_t *event);
+int yard_encode_publish_ack(msgpack_sbuffer *buf,
+                            const yard_publish_ack_t *ack);
+int yard_encode_subscribe(msgpack_sbuffer *buf, const yard_subscribe_t *sub);
+
+/*  Encodes an array of n C strings as a SUBSCRIBE types array into buf. */
+int yard_encode_strlist(msgpack_sbuffer *buf, const char *const *items,
+                        size_t n);
+
+/*  Appends to out a copy of an event body encoded by the broker (no sn)
+    with "sn": sn added as its last entry, without decoding it: the broker
+    encodes an event once and stamps it per subscriber. YARD_E_ARG if body
+    is not a map of fewer than 15 entries. */
+int yard_event_stamp_sn(msgpack_sbuffer *out, const void *body, size_t len,
+                        uint64_t sn);
 
 /*  Convenience: a yard_bytes_t over a C string (NULL gives an empty view). */
 yard_bytes_t yard_bytes_str(const char *s);

@@ -53,6 +53,8 @@ const char *yard_strerror(int err)
         return "not found";
     case YARD_E_INTERRUPTED:
         return "interrupted";
+    case YARD_E_LIMIT:
+        return "a broker limit was reached";
     }
     return "unknown error";
 }
@@ -95,6 +97,8 @@ const char *yard_errcode_for(int err)
         return YARD_ERRCODE_BAD_FIELD;
     case YARD_E_FRAMES:
         return YARD_ERRCODE_FRAMES;
+    case YARD_E_LIMIT:
+        return YARD_ERRCODE_LIMIT;
     default:
         /*  Header, role and msgpack failures, and anything that is not a
             wire problem at all, are reported to the peer as "malformed":
@@ -180,6 +184,8 @@ static const s_rule_t s_client_rules[] = {
     {YARD_CMD_CANCEL, 1, YARD_MAX_BATCH},
     {YARD_CMD_HEARTBEAT, 0, 0},
     {YARD_CMD_DISCONNECT, 0, 1},
+    {YARD_CMD_PUBLISH, 1, YARD_MAX_BATCH},
+    {YARD_CMD_SUBSCRIBE, 1, 1},
 };
 
 static const s_rule_t s_worker_rules[] = {
@@ -187,12 +193,18 @@ static const s_rule_t s_worker_rules[] = {
     {YARD_CMD_RESULT, 1, YARD_MAX_BATCH},
     {YARD_CMD_HEARTBEAT, 0, 1},
     {YARD_CMD_DISCONNECT, 0, 1},
+    {YARD_CMD_PUBLISH, 1, YARD_MAX_BATCH},
 };
 
 static const s_rule_t s_broker_rules[] = {
-    {YARD_CMD_RESULT, 1, YARD_MAX_BATCH}, {YARD_CMD_TASK, 1, YARD_MAX_BATCH},
-    {YARD_CMD_CANCEL, 1, YARD_MAX_BATCH}, {YARD_CMD_HEARTBEAT, 0, 0},
-    {YARD_CMD_DISCONNECT, 0, 1},          {YARD_CMD_ERROR, 1, 1},
+    {YARD_CMD_RESULT, 1, YARD_MAX_BATCH},
+    {YARD_CMD_TASK, 1, YARD_MAX_BATCH},
+    {YARD_CMD_CANCEL, 1, YARD_MAX_BATCH},
+    {YARD_CMD_HEARTBEAT, 0, 0},
+    {YARD_CMD_DISCONNECT, 0, 1},
+    {YARD_CMD_ERROR, 1, 1},
+    {YARD_CMD_PUBLISH, 1, YARD_MAX_BATCH},
+    {YARD_CMD_PUBLISH_ACK, 1, YARD_MAX_BATCH},
 };
 
 int yard_cmd_check(yard_role_t role, yard_cmd_t cmd, size_t bodies)
@@ -222,7 +234,7 @@ int yard_cmd_check(yard_role_t role, yard_cmd_t cmd, size_t bodies)
             return 0;
         }
     }
-    /*  Reserved commands (event bus, streaming) land here too: a v1 peer
-        must answer them "unknown_command". */
+    /*  Reserved commands (streaming) land here too: a peer must answer
+        them "unknown_command". */
     return YARD_E_UNKNOWN_CMD;
 }

@@ -60,7 +60,10 @@ CASES = {
     # commands
     "unknown_command_0x7f": (raw(C, 0x7F, body("c1")), ERR("unknown_command")),
     "command_0": (raw(C, 0x00, body("c2")), ERR("unknown_command")),
-    "reserved_0x10_publish": (raw(C, 0x10, yw.pack({"type": "a.b"})), ERR("unknown_command")),
+    "publish_empty_type": (raw(C, 0x10, yw.pack({"type": ""})), ERR("bad_field")),
+    "publish_not_a_map": (raw(C, 0x10, b"\x91\x01"), ERR("malformed")),
+    "subscribe_on_tasks_endpoint": (raw(C, 0x12, yw.pack({"types": []})),
+                                    ERR("unknown_command")),
     "reserved_0x20_chunk": (raw(C, 0x20, yw.pack({"id": "x"})), ERR("unknown_command")),
     "client_sends_task": (raw(C, yw.TASK, yw.pack({"job": 1, "id": "c3", "service": "echo"})),
                           ERR("unknown_command")),

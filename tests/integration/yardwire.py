@@ -32,7 +32,7 @@ TASK = 0x05
 HEARTBEAT = 0x06
 DISCONNECT = 0x07
 ERROR = 0x08
-PUBLISH = 0x10  # reserved in v1: answered ERROR unknown_command
+PUBLISH = 0x10  # event bus (PROTOCOL.md 5.11)
 
 CMD_NAMES = {
     SUBMIT: "SUBMIT", RESULT: "RESULT", CANCEL: "CANCEL", READY: "READY",

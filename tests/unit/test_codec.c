@@ -415,13 +415,16 @@ static void test_cmd_check(void **state)
         yard_cmd_t cmd;
         size_t min, max; /*  max + 1 > YARD_MAX_BATCH means unknown */
     } ok[] = {
-        {C, YARD_CMD_SUBMIT, 1, 256},   {C, YARD_CMD_CANCEL, 1, 256},
-        {C, YARD_CMD_HEARTBEAT, 0, 0},  {C, YARD_CMD_DISCONNECT, 0, 1},
-        {W, YARD_CMD_READY, 1, 1},      {W, YARD_CMD_RESULT, 1, 256},
-        {W, YARD_CMD_HEARTBEAT, 0, 1},  {W, YARD_CMD_DISCONNECT, 0, 1},
-        {B, YARD_CMD_RESULT, 1, 256},   {B, YARD_CMD_TASK, 1, 256},
-        {B, YARD_CMD_CANCEL, 1, 256},   {B, YARD_CMD_HEARTBEAT, 0, 0},
-        {B, YARD_CMD_DISCONNECT, 0, 1}, {B, YARD_CMD_ERROR, 1, 1},
+        {C, YARD_CMD_SUBMIT, 1, 256},      {C, YARD_CMD_CANCEL, 1, 256},
+        {C, YARD_CMD_HEARTBEAT, 0, 0},     {C, YARD_CMD_DISCONNECT, 0, 1},
+        {C, YARD_CMD_PUBLISH, 1, 256},     {C, YARD_CMD_SUBSCRIBE, 1, 1},
+        {W, YARD_CMD_READY, 1, 1},         {W, YARD_CMD_RESULT, 1, 256},
+        {W, YARD_CMD_HEARTBEAT, 0, 1},     {W, YARD_CMD_DISCONNECT, 0, 1},
+        {W, YARD_CMD_PUBLISH, 1, 256},     {B, YARD_CMD_RESULT, 1, 256},
+        {B, YARD_CMD_TASK, 1, 256},        {B, YARD_CMD_CANCEL, 1, 256},
+        {B, YARD_CMD_HEARTBEAT, 0, 0},     {B, YARD_CMD_DISCONNECT, 0, 1},
+        {B, YARD_CMD_ERROR, 1, 1},         {B, YARD_CMD_PUBLISH, 1, 256},
+        {B, YARD_CMD_PUBLISH_ACK, 1, 256},
     };
     for (size_t i = 0; i < N(ok); i++) {
         for (size_t n = 0; n <= 300; n++) {
@@ -441,9 +444,8 @@ static void test_cmd_check(void **state)
                                  YARD_E_UNKNOWN_CMD);
         }
     }
-    const yard_cmd_t reserved[] = {YARD_CMD_PUBLISH,   YARD_CMD_PUBLISH_ACK,
-                                   YARD_CMD_SUBSCRIBE, YARD_CMD_CHUNK,
-                                   YARD_CMD_CREDIT,    YARD_CMD_STREAM_END};
+    const yard_cmd_t reserved[] = {YARD_CMD_CHUNK, YARD_CMD_CREDIT,
+                                   YARD_CMD_STREAM_END};
     for (size_t i = 0; i < N(reserved); i++)
         for (size_t r = 0; r < 3; r++)
             assert_int_equal(yard_cmd_check(roles[r], reserved[i], 1),
