@@ -406,6 +406,9 @@ static void s_fire_timers(broker_t *self, int64_t now)
         service->counters.timed_out++;
         breaker_record(self, task, YARD_BREAKER_TIMEOUT,
                        (uint64_t)(now - task->accepted_us), now);
+        broker_event_field_t f[] = {
+            {.key = "attempts", .kind = EV_UINT, .u = task->attempts}};
+        broker_emit_task(self, "task.timeout", task, f, 1);
         broker_answer(self, task, YARD_TIMEOUT, NULL, 0, "deadline exceeded",
                       17, 0);
     }

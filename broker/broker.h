@@ -506,6 +506,12 @@ typedef struct {
 void broker_emit(broker_t *self, const char *type,
                  const broker_event_field_t *fields, size_t nfields);
 
+/*  A task.* event: id and service, then the extra fields. Costs a branch
+    when no subscriber wants task events. */
+void broker_emit_task(broker_t *self, const char *type,
+                      const broker_task_t *task,
+                      const broker_event_field_t *extra, size_t nextra);
+
 /*  True if some subscriber's prefixes match type (to skip building an
     event nobody wants). */
 bool broker_event_wanted(broker_t *self, const char *type);

@@ -278,6 +278,9 @@ static void s_submit(broker_t *self, broker_client_t *c,
     c->tasks++;
     service_enqueue(service, task, false);
     broker_want_dispatch(self, service);
+    broker_event_field_t f[] = {
+        {.key = "priority", .kind = EV_UINT, .u = task->priority}};
+    broker_emit_task(self, "task.submitted", task, f, 1);
 }
 
 static void s_cancel(broker_t *self, broker_client_t *c,
@@ -308,6 +311,7 @@ static void s_cancel(broker_t *self, broker_client_t *c,
     }
     service->counters.cancelled++;
     breaker_record(self, task, YARD_BREAKER_NEUTRAL, 0, now);
+    broker_emit_task(self, "task.cancelled", task, NULL, 0);
     broker_answer(self, task, YARD_CANCELLED, NULL, 0, "cancelled by client",
                   19, 0);
 }

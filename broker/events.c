@@ -326,6 +326,25 @@ void broker_emit(broker_t *self, const char *type,
     s_fan_out(self, &ev, yard_clock_us());
 }
 
+void broker_emit_task(broker_t *self, const char *type,
+                      const broker_task_t *task,
+                      const broker_event_field_t *extra, size_t nextra)
+{
+    if (!self->want_task_events)
+        return; //  nobody listens: build nothing
+    broker_event_field_t f[8] = {
+        {.key = "id",
+         .kind = EV_BYTES,
+         .s = (const char *)task_id(task),
+         .n = task->id_len},
+        {.key = "service", .kind = EV_STR, .s = task->service->name},
+    };
+    size_t n = 2;
+    for (size_t i = 0; i < nextra && n < 8; i++)
+        f[n++] = extra[i];
+    broker_emit(self, type, f, n);
+}
+
 bool broker_event_wanted(broker_t *self, const char *type)
 {
     size_t len = strlen(type);

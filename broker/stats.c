@@ -211,6 +211,7 @@ char *stats_json(broker_t *self, int64_t now)
     json_object_set_new(root, "total",
                         s_block(&walk.total, walk.queued, walk.in_flight,
                                 walk.workers, latency));
+    json_object_set_new(root, "events", events_stats(self, now));
     json_object_set_new(root, "services", services);
     services = NULL;
     json_object_set_new(root, "workers", workers);

@@ -143,6 +143,13 @@ static void s_handle_ready(broker_t *self, broker_worker_t *w,
         }
         yard_info("worker joined: service=%s name=%s pid=%u capacity=%u",
                   service->name, w->name, w->pid, ready.capacity);
+        broker_event_field_t f[] = {
+            {.key = "service", .kind = EV_STR, .s = service->name},
+            {.key = "name", .kind = EV_STR, .s = w->name},
+            {.key = "pid", .kind = EV_UINT, .u = w->pid},
+            {.key = "capacity", .kind = EV_UINT, .u = ready.capacity},
+        };
+        broker_emit(self, "worker.joined", f, 4);
     } else if (ready.capacity != w->capacity)
         yard_info("worker capacity: service=%s name=%s %u -> %u",
                   w->service->name, w->name, w->capacity, ready.capacity);
@@ -189,6 +196,16 @@ static void s_handle_result(broker_t *self, broker_worker_t *w,
         service->counters.completed++;
         yard_hist_record(&service->latency,
                          (uint64_t)(now - task->accepted_us));
+        if (self->want_task_events) {
+            broker_event_field_t f[] = {
+                {.key = "attempts", .kind = EV_UINT, .u = task->attempts},
+                {.key = "total_us",
+                 .kind = EV_UINT,
+                 .u = (uint64_t)(now - task->accepted_us)},
+                {.key = "run_us", .kind = EV_UINT, .u = run_us},
+            };
+            broker_emit_task(self, "task.completed", task, f, 3);
+        }
         broker_answer(self, task, YARD_OK, result->payload.ptr,
                       result->payload.len, NULL, 0, run_us);
         return;
@@ -205,6 +222,11 @@ static void s_handle_result(broker_t *self, broker_worker_t *w,
                 yard_backoff_ms(task->backoff_ms, errors, BROKER_RETRY_CAP_MS,
                                 BROKER_RETRY_JITTER, &self->rng);
             service->counters.retried++;
+            broker_event_field_t f[] = {
+                {.key = "attempt", .kind = EV_UINT, .u = task->attempts + 1u},
+                {.key = "delay_ms", .kind = EV_UINT, .u = delay},
+            };
+            broker_emit_task(self, "task.retried", task, f, 2);
             task->state = TASK_DELAYED;
             task->ready_us = now + (int64_t)delay * 1000;
             service->delayed++;
@@ -221,6 +243,11 @@ static void s_handle_result(broker_t *self, broker_worker_t *w,
             err = "handler failed";
             err_len = strlen(err);
         }
+        broker_event_field_t f[] = {
+            {.key = "attempts", .kind = EV_UINT, .u = task->attempts},
+            {.key = "error", .kind = EV_BYTES, .s = err, .n = err_len},
+        };
+        broker_emit_task(self, "task.failed", task, f, 2);
         broker_answer(self, task, YARD_ERROR, result->payload.ptr,
                       result->payload.len, err, err_len, run_us);
         return;
@@ -323,6 +350,11 @@ void worker_lost(broker_t *self, broker_worker_t *w, const char *reason)
             if (task->losses >= BROKER_MAX_LOSSES) {
                 static const char why[] = "worker lost 3 times";
                 service->counters.failed++;
+                broker_event_field_t f[] = {
+                    {.key = "attempts", .kind = EV_UINT, .u = task->attempts},
+                    {.key = "error", .kind = EV_STR, .s = why},
+                };
+                broker_emit_task(self, "task.failed", task, f, 2);
                 broker_answer(self, task, YARD_ERROR, NULL, 0, why,
                               sizeof(why) - 1, 0);
             } else {
@@ -341,6 +373,15 @@ void worker_lost(broker_t *self, broker_worker_t *w, const char *reason)
     yard_info("worker left: service=%s name=%s pid=%u reason=%s "
               "requeued=%zu",
               service->name, w->name, w->pid, reason, requeued);
+    bool left = strcmp(reason, "disconnected") == 0;
+    broker_event_field_t f[] = {
+        {.key = "service", .kind = EV_STR, .s = service->name},
+        {.key = "name", .kind = EV_STR, .s = w->name},
+        {.key = "pid", .kind = EV_UINT, .u = w->pid},
+        {.key = "requeued", .kind = EV_UINT, .u = requeued},
+        {.key = "reason", .kind = EV_STR, .s = reason},
+    };
+    broker_emit(self, left ? "worker.left" : "worker.lost", f, left ? 4 : 5);
     free(w);
     broker_want_dispatch(self, service);
 }
