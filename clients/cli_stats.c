@@ -1,6 +1,6 @@
 /*  cli_stats.c — `yard stats [--json]`: asks the broker for its metrics
     (service yard.admin, payload "stats"; the JSON layout is in
-    proto/BEHAVIOUR-draft.md "Admin") and prints them either as one
+    proto/PROTOCOL.md section 10) and prints them either as one
     compact JSON object on one line, or as tables for people. The table
     code reads fields leniently ("-" for what is missing) so an older or
     newer broker still prints. */

@@ -11,7 +11,7 @@
       * submit / submit_batch send at once and return the task ids; the
         library keeps every task it has not had an answer for ("in flight"),
         with its encoded SUBMIT body, so it can re-send them after a
-        reconnect (proto/BEHAVIOUR-draft.md, "Client").
+        reconnect (proto/PROTOCOL.md 8.3).
       * Results arrive batched; they wait in a FIFO until a wait call hands
         them out. wait takes the oldest, wait_id a given task's (results for
         other tasks that arrive meanwhile stay buffered for later waits).

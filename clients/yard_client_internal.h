@@ -25,7 +25,7 @@
 #include "yard_map.h"
 #include "yard_rand.h"
 
-/*  Heartbeat timing, from proto/BEHAVIOUR-draft.md "Client". */
+/*  Heartbeat timing, from proto/PROTOCOL.md 8.3. */
 #define YARD_CLIENT_HB_US ((int64_t)YARD_HEARTBEAT_INTERVAL_MS * 1000)
 #define YARD_CLIENT_DEAD_US (YARD_CLIENT_HB_US * YARD_HEARTBEAT_LIVENESS)
 

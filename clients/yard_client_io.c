@@ -1,5 +1,5 @@
 /*  yard_client_io.c — the client's network pump: receive and apply what the
-    broker sends, and run the timers of proto/BEHAVIOUR-draft.md "Client":
+    broker sends, and run the timers of proto/PROTOCOL.md 8.3:
 
       * heartbeat: with tasks in flight and 1 interval without a word from
         the broker, send HEARTBEAT (again every interval while silent);

@@ -3,7 +3,7 @@
 crashes, and after every bad message a well-behaved client still gets its
 result. One broker serves the whole module, so damage would carry over.
 
-Expected replies follow proto/BEHAVIOUR-draft.md "Bad input" and the
+Expected replies follow proto/PROTOCOL.md section 9 and the
 YARD_ERRCODE_* strings in proto/yard_proto.h."""
 
 import os

@@ -1,6 +1,6 @@
 """yardwire -- a tiny raw Yard protocol helper for the integration tests.
 
-Written from proto/yard_proto.h and proto/BEHAVIOUR-draft.md only (no C
+Written from proto/yard_proto.h and proto/PROTOCOL.md only (no C
 code): a Yard message is one ZeroMQ multipart message whose frame 0 is a
 4-byte header ('Y', sender role, version 1, command) and whose frames 1..n
 are msgpack maps. Everything here is deliberately raw so the tests can also
