@@ -94,6 +94,39 @@ static void s_flaky(yard_job_t *job, void *arg)
     s_echo(job, arg);
 }
 
+/*  publish: publishes an event whose type is the payload, with the task id
+    as its payload (a msgpack str), then returns the payload. */
+static void s_publish(yard_job_t *job, void *arg)
+{
+    (void)arg;
+    yard_bytes_t payload = yard_job_payload(job);
+    char type[YARD_MAX_SERVICE + 1];
+    if (payload.len == 0 || payload.len > YARD_MAX_SERVICE) {
+        yard_job_fail(job, "publish handler: payload must be an event type "
+                           "of 1..128 bytes");
+        return;
+    }
+    memcpy(type, payload.ptr, payload.len);
+    type[payload.len] = '\0';
+    const char *id = yard_job_id(job);
+    size_t idlen = strlen(id);
+    uint8_t body[2 + YARD_MAX_ID];
+    size_t n = 0;
+    if (idlen < 32)
+        body[n++] = (uint8_t)(0xa0 | idlen);
+    else {
+        body[n++] = 0xd9;
+        body[n++] = (uint8_t)idlen;
+    }
+    memcpy(body + n, id, idlen);
+    int rc = yard_job_publish(job, type, body, n + idlen);
+    if (rc != 0) {
+        yard_job_fail(job, "publish handler: %s", yard_strerror(rc));
+        return;
+    }
+    yard_job_reply(job, payload.ptr, payload.len);
+}
+
 static const yard_handler_def_t s_handlers[] = {
     {"echo", s_echo, YARD_WORKER_THREADS_INLINE, "the result is the payload"},
     {"sleep", s_sleep, YARD_WORKER_THREADS_PER_SLOT,
@@ -102,6 +135,8 @@ static const yard_handler_def_t s_handlers[] = {
      "always fails with \"fail handler: always fails\""},
     {"flaky", s_flaky, YARD_WORKER_THREADS_INLINE,
      "fails with probability --fail-rate, else echoes"},
+    {"publish", s_publish, YARD_WORKER_THREADS_INLINE,
+     "publishes an event of type PAYLOAD (payload: the task id), echoes"},
 };
 
 const yard_handler_def_t *yard_handler_find(const char *name)

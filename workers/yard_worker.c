@@ -626,7 +626,23 @@ static void s_recv_all(yard_worker_t *self)
     }
 }
 
-/*  Sends what the handler threads have finished, as few RESULTs as fit. */
+static int s_send_events(yard_worker_t *self, const yard_frame_t *frames,
+                         size_t n)
+{
+    return s_send(self, YARD_CMD_PUBLISH, frames, n);
+}
+
+/*  Publishes what yard_worker_publish queued, while connected (until then
+    the events wait, up to YARD_WORKER_MAX_EVENTS). */
+static void s_publish_events(yard_worker_t *self)
+{
+    if (self->dealer)
+        yard_worker_events_send(self, yard_worker_events_take(self),
+                                s_send_events);
+}
+
+/*  Sends what the handler threads have finished, as few RESULTs as fit,
+    and the events they published. */
 static void s_collect(yard_worker_t *self)
 {
     uint64_t count;
@@ -640,6 +656,7 @@ static void s_collect(yard_worker_t *self)
         job = next;
     }
     s_flush(self);
+    s_publish_events(self);
 }
 
 /* ---- Stopping and timers ------------------------------------------------ */
@@ -675,6 +692,7 @@ static void s_finish(yard_worker_t *self)
         s_cancel_all(self);
     }
     if (self->dealer) {
+        s_publish_events(self);
         s_send(self, YARD_CMD_DISCONNECT, NULL, 0);
         int linger = S_FINAL_LINGER_MS;
         zmq_setsockopt(self->dealer, ZMQ_LINGER, &linger, sizeof linger);

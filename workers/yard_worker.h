@@ -177,6 +177,21 @@ int yard_job_reply(yard_job_t *job, const void *data, size_t len);
 
 /*  Answers the job with status error and a printf-formatted message (cut
     to YARD_MAX_ERROR bytes). Returns 0 or YARD_E_ARG if already answered. */
+/*  Publishes an event on the broker's event bus (PROTOCOL.md 5.11), fire
+    and forget: type is a dotted name, payload one encoded msgpack value (or
+    NULL, 0 for none), source defaults to the worker's name. Safe from any
+    thread, handlers included; the I/O thread sends queued events in
+    batches. YARD_E_ARG / YARD_E_RANGE / YARD_E_TOO_LARGE for an event the
+    broker would refuse, YARD_E_LIMIT when YARD_WORKER_MAX_EVENTS are
+    already waiting (the broker is unreachable). */
+#define YARD_WORKER_MAX_EVENTS 10000
+int yard_worker_publish(yard_worker_t *self, const char *type,
+                        const void *payload, size_t len);
+
+/*  yard_worker_publish from inside a handler. */
+int yard_job_publish(yard_job_t *job, const char *type, const void *payload,
+                     size_t len);
+
 int yard_job_fail(yard_job_t *job, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

@@ -69,6 +69,9 @@ int yard_worker_jobs_init(yard_worker_t *self)
     self->outstanding = 0;
     self->done_head = NULL;
     self->done_tail = NULL;
+    self->ev_head = NULL;
+    self->ev_tail = NULL;
+    self->ev_queued = 0;
     self->closing = false;
     self->threads = NULL;
     self->threads_started = 0;
@@ -91,6 +94,8 @@ int yard_worker_jobs_init(yard_worker_t *self)
 
 void yard_worker_jobs_fini(yard_worker_t *self)
 {
+    if (self->done_fd >= 0) /*  events never sent */
+        yard_worker_events_send(self, yard_worker_events_take(self), NULL);
     while (self->held_list.hnext != &self->held_list)
         yard_worker_job_recycle(self, self->held_list.hnext);
     while (self->free_jobs) {
@@ -479,6 +484,103 @@ bool yard_job_cancelled(const yard_job_t *job)
 {
     return atomic_load_explicit(&((yard_job_t *)job)->cancelled,
                                 memory_order_relaxed);
+}
+
+/* ---- Events ------------------------------------------------------------- */
+
+struct yard_worker_event {
+    struct yard_worker_event *next;
+    size_t len;
+    uint8_t data[]; /*  the encoded event body */
+};
+
+int yard_worker_publish(yard_worker_t *self, const char *type,
+                        const void *payload, size_t len)
+{
+    if (!self || !type || (len && !payload))
+        return YARD_E_ARG;
+    yard_event_t ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = yard_bytes_str(type);
+    ev.source = yard_bytes_str(self->name);
+    ev.payload.ptr = len ? payload : NULL;
+    ev.payload.len = (uint32_t)len;
+    if (len > YARD_MAX_EVENT_PAYLOAD)
+        return YARD_E_TOO_LARGE;
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    int rc = yard_encode_event(&buf, YARD_ROLE_WORKER, &ev);
+    struct yard_worker_event *node =
+        rc == 0 ? malloc(sizeof *node + buf.size) : NULL;
+    if (rc == 0 && !node)
+        rc = YARD_E_NOMEM;
+    if (node) {
+        node->next = NULL;
+        node->len = buf.size;
+        memcpy(node->data, buf.data, buf.size);
+    }
+    msgpack_sbuffer_destroy(&buf);
+    if (rc != 0)
+        return rc == YARD_E_ARG ? YARD_E_RANGE : rc;
+    pthread_mutex_lock(&self->lock);
+    if (self->ev_queued >= YARD_WORKER_MAX_EVENTS) {
+        pthread_mutex_unlock(&self->lock);
+        free(node);
+        return YARD_E_LIMIT;
+    }
+    if (self->ev_tail)
+        self->ev_tail->next = node;
+    else
+        self->ev_head = node;
+    self->ev_tail = node;
+    self->ev_queued++;
+    pthread_mutex_unlock(&self->lock);
+    uint64_t one = 1;
+    ssize_t n = write(self->done_fd, &one, sizeof one);
+    (void)n; /*  a full eventfd counter still wakes the I/O thread */
+    return 0;
+}
+
+int yard_job_publish(yard_job_t *job, const char *type, const void *payload,
+                     size_t len)
+{
+    return job ? yard_worker_publish(job->worker, type, payload, len)
+               : YARD_E_ARG;
+}
+
+struct yard_worker_event *yard_worker_events_take(yard_worker_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    struct yard_worker_event *head = self->ev_head;
+    self->ev_head = self->ev_tail = NULL;
+    self->ev_queued = 0;
+    pthread_mutex_unlock(&self->lock);
+    return head;
+}
+
+void yard_worker_events_send(yard_worker_t *self,
+                             struct yard_worker_event *head,
+                             int (*send)(yard_worker_t *, const yard_frame_t *,
+                                         size_t))
+{
+    yard_frame_t frames[YARD_MAX_BATCH];
+    while (head) {
+        struct yard_worker_event *batch = head;
+        size_t n = 0;
+        for (struct yard_worker_event *e = head; e && n < YARD_MAX_BATCH;
+             e = e->next) {
+            frames[n].data = e->data;
+            frames[n++].len = e->len;
+            head = e->next;
+        }
+        if (send)
+            send(self, frames, n);
+        while (batch != head) {
+            struct yard_worker_event *next = batch->next;
+            free(batch);
+            batch = next;
+        }
+    }
 }
 
 int yard_job_reply(yard_job_t *job, const void *data, size_t len)

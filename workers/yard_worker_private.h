@@ -120,10 +120,13 @@ struct _yard_worker_t {
     yard_job_t queue;      /*  sentinel of the local FIFO (under lock) */
     yard_job_t *done_head; /*  answered jobs for the I/O (under lock) */
     yard_job_t *done_tail; /*  last of them, for FIFO order */
-    bool closing;          /*  threads must exit (under lock) */
-    int done_fd;           /*  eventfd: done list became non-empty */
-    pthread_t *threads;    /*  handler threads */
-    int threads_started;   /*  how many are running */
+    struct yard_worker_event *ev_head; /*  events to publish (under lock) */
+    struct yard_worker_event *ev_tail;
+    size_t ev_queued;    /*  how many (under lock)         */
+    bool closing;        /*  threads must exit (under lock) */
+    int done_fd;         /*  eventfd: done list became non-empty */
+    pthread_t *threads;  /*  handler threads */
+    int threads_started; /*  how many are running */
 
     /*  Counters (relaxed atomics: read by yard_worker_stats anywhere). */
     atomic_uint_fast64_t n_received;   /*  yard_worker_stats_t.received */
@@ -163,6 +166,16 @@ void yard_worker_job_enqueue(yard_worker_t *self, yard_job_t *job);
     answers or drops it); otherwise its cancel flag is set for the
     handler to see (returns false). */
 bool yard_worker_job_cancel(yard_worker_t *self, yard_job_t *job);
+
+/*  Takes every event queued by yard_worker_publish (FIFO). */
+struct yard_worker_event *yard_worker_events_take(yard_worker_t *self);
+
+/*  Sends taken events as PUBLISH messages of up to YARD_MAX_BATCH bodies
+    through send (NULL: drop them), and frees them. */
+void yard_worker_events_send(yard_worker_t *self,
+                             struct yard_worker_event *head,
+                             int (*send)(yard_worker_t *, const yard_frame_t *,
+                                         size_t));
 
 /*  Takes the whole done list (FIFO, linked by qnext); NULL if empty. */
 yard_job_t *yard_worker_jobs_take_done(yard_worker_t *self);

@@ -38,6 +38,8 @@ typedef enum {
     T_NO_RESULT, /*  return without answering */
     T_INFO,      /*  reply with what the job accessors say */
     T_TOO_BIG,   /*  reply with one byte over YARD_MAX_PAYLOAD */
+    T_PUBLISH,   /*  publish "t.evt" (payload: the task payload as a
+                     msgpack str), check bad events are refused, echo */
 } t_mode_t;
 
 /*  Shared between the test and its handler threads. */
@@ -91,6 +93,25 @@ static void t_handler(yard_job_t *job, void *arg)
         break;
     case T_NO_RESULT:
         break;
+    case T_PUBLISH: {
+        uint8_t body[64];
+        size_t n = payload.len < 31 ? payload.len : 31;
+        body[0] = (uint8_t)(0xa0 | n);
+        memcpy(body + 1, payload.ptr, n);
+        bool ok = yard_job_publish(job, "t.evt", body, n + 1) == 0;
+        /*  The broker would refuse these: refused here, nothing sent. */
+        ok &= yard_job_publish(job, "", body, n + 1) != 0;
+        ok &= yard_job_publish(job, "bad type", body, n + 1) != 0;
+        ok &= yard_job_publish(job, "t.evt", "\xc1", 1) != 0;
+        ok &= yard_job_publish(job, "t.evt", "\x92\x01", 2) != 0;
+        ok &= yard_job_publish(job, "t.evt", body,
+                               YARD_MAX_EVENT_PAYLOAD + 1) == YARD_E_TOO_LARGE;
+        if (ok)
+            yard_job_reply(job, payload.ptr, payload.len);
+        else
+            yard_job_fail(job, "WRONG: a bad event was accepted");
+        break;
+    }
     case T_TOO_BIG: {
         size_t big = (size_t)YARD_MAX_PAYLOAD + 1;
         char *data = calloc(1, big);
@@ -1018,6 +1039,53 @@ static void test_bad_input(void **state)
     t_env_destroy(env);
 }
 
+/*  Handlers publish events: they leave as PUBLISH messages from the
+    worker's socket, with the worker's name as source. */
+static void test_publish(void **state)
+{
+    (void)state;
+    t_env_t *env = t_env_new();
+    env->cfg.capacity = 4;
+    env->cfg.threads = 2;
+    env->ctx.mode = T_PUBLISH;
+    t_env_start(env);
+    fb_send_tasks(&env->fb, 1, 3, NULL);
+    size_t events = 0;
+    bool seen[3] = {false, false, false};
+    int64_t end = yard_clock_ms() + T_WAIT_MS;
+    while ((events < 3 || env->fb.nresults < 3) && yard_clock_ms() < end) {
+        int cmd = fb_next(&env->fb, T_WAIT_MS, true);
+        assert_true(cmd == YARD_CMD_RESULT || cmd == YARD_CMD_PUBLISH);
+        if (cmd != YARD_CMD_PUBLISH)
+            continue;
+        for (size_t i = 0; i < env->fb.msg->nbodies; i++) {
+            yard_event_t ev;
+            assert_int_equal(
+                yard_decode_event(env->fb.dec,
+                                  zmq_msg_data(&env->fb.msg->bodies[i]),
+                                  zmq_msg_size(&env->fb.msg->bodies[i]), &ev),
+                0);
+            assert_int_equal(ev.type.len, 5);
+            assert_memory_equal(ev.type.ptr, "t.evt", 5);
+            assert_int_equal(ev.source.len, strlen("t-worker"));
+            assert_memory_equal(ev.source.ptr, "t-worker", ev.source.len);
+            /*  payload: a msgpack str "p<job>" (fb_send_tasks, jobs 1..3) */
+            assert_true(ev.payload.len >= 2 && ev.payload.ptr[0] > 0xa0);
+            char digit = (char)ev.payload.ptr[ev.payload.len - 1];
+            assert_true(digit >= '1' && digit <= '3');
+            seen[digit - '1'] = true;
+            events++;
+        }
+    }
+    assert_int_equal(events, 3);
+    assert_true(seen[0] && seen[1] && seen[2]);
+    assert_int_equal(env->fb.nresults, 3);
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(env->fb.results[i].status, YARD_OK);
+    assert_int_equal(yard_worker_publish(NULL, "t.evt", NULL, 0), YARD_E_ARG);
+    t_env_destroy(env);
+}
+
 static void test_large_result(void **state)
 {
     (void)state;
@@ -1076,6 +1144,7 @@ int main(void)
         cmocka_unit_test(test_answers),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_large_result),
+        cmocka_unit_test(test_publish),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
