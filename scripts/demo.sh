@@ -9,7 +9,7 @@ WORK=$(mktemp -d /tmp/yard-demo.XXXXXX)
 PIDS=()
 
 free_port() {
-    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+    /usr/bin/python3 "$(dirname "$0")/free-port.py"
 }
 cleanup() {
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done

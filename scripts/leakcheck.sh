@@ -22,7 +22,7 @@ fail() {
     exit 1
 }
 free_port() {
-    $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+    $PY "$(dirname "$0")/free-port.py"
 }
 VG=(valgrind --leak-check=full --show-leak-kinds=all
     --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99)

@@ -19,6 +19,7 @@ Rules kept here so every test file gets them for free:
 import atexit
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -48,8 +49,24 @@ def binary(name):
     return str(path)
 
 
+_port_rng = random.Random()
+
+
 def free_port():
-    """A free loopback TCP port: bind to port 0, read it, close."""
+    """A free loopback TCP port, chosen below the kernel's ephemeral range
+    (32768-60999 by default): a port from bind(0) comes from that range,
+    where any outgoing connection on the machine may take it before the
+    broker binds it. Checked free by binding it."""
+    for _ in range(200):
+        port = _port_rng.randrange(20000, 32000)
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         s.bind(("127.0.0.1", 0))
@@ -144,6 +161,7 @@ class Broker:
     def __init__(self, env, args=(), port=None):
         self.env = env
         self.args = list(args)
+        self.fixed_port = port is not None
         self.port = port or free_port()
         self.events_port = free_port()
         self.endpoint = "tcp://127.0.0.1:%d" % self.port
@@ -153,12 +171,26 @@ class Broker:
         self.generation = 0
 
     def start(self, wait=True):
-        self.generation += 1
-        argv = [binary("yard-broker"), "--broker", self.endpoint,
-                "--events", self.events] + self.args
-        self.proc = self.env.spawn("broker%d-%d" % (self.port, self.generation), argv)
-        if wait:
-            self.wait_ready()
+        for attempt in range(3):
+            self.generation += 1
+            argv = [binary("yard-broker"), "--broker", self.endpoint,
+                    "--events", self.events] + self.args
+            self.proc = self.env.spawn("broker%d-%d" % (self.port, self.generation),
+                                       argv)
+            if not wait:
+                return self
+            if self.wait_ready(retry_bind=attempt < 2):
+                return self
+            # Another process took a port between our check and the bind:
+            # new ports (the tasks port only if we chose it) and again.
+            self.events_port = free_port()
+            self.events = "tcp://127.0.0.1:%d" % self.events_port
+            if not self.fixed_port:
+                self.port = free_port()
+                self.endpoint = "tcp://127.0.0.1:%d" % self.port
+                if self._admin is not None:
+                    self._admin.close()
+                    self._admin = None
         return self
 
     def admin(self):
@@ -166,19 +198,24 @@ class Broker:
             self._admin = self.env.client(self)
         return self._admin
 
-    def wait_ready(self, timeout=10.0):
-        """Handshake: a yard.admin "stats" SUBMIT is answered."""
+    def wait_ready(self, timeout=10.0, retry_bind=False):
+        """Handshake: a yard.admin "stats" SUBMIT is answered. With
+        retry_bind, returns False instead of failing when the broker exited
+        because a port was taken."""
         c = self.admin()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.proc.alive():
+                self.proc.wait(5.0)
+                if retry_bind and "Address already in use" in self.proc.stderr_tail():
+                    return False
                 pytest.fail("yard-broker exited with %s before it was ready:\n%s"
                             % (self.proc.popen.returncode, self.proc.stderr_tail()))
             id = c.submit1(yardwire.ADMIN_SERVICE, b"stats")
             r = c.wait_result(id, 0.25)
             if r is not None:
                 assert r.get("status") == "ok", r
-                return
+                return True
         pytest.fail("yard-broker on %s not ready within %.0fs:\n%s"
                     % (self.endpoint, timeout, self.proc.stderr_tail()))
 
