@@ -106,11 +106,26 @@ static void s_handle_ready(broker_t *self, broker_worker_t *w,
                           "READY body refused", NULL);
         return;
     }
+    static const char admin[] = YARD_ADMIN_SERVICE;
+    if (ready.service.len == sizeof(admin) - 1 &&
+        memcmp(ready.service.ptr, admin, sizeof(admin) - 1) == 0) {
+        self->malformed++;
+        broker_send_error(self, msg->identity, msg->identity_len, YARD_E_RANGE,
+                          "READY refused: yard.admin is the broker's own "
+                          "service",
+                          NULL);
+        return;
+    }
     if (w &&
         (w->service->name_len != ready.service.len ||
          memcmp(w->service->name, ready.service.ptr, ready.service.len) != 0)) {
-        worker_lost(self, w, "re-registered for another service");
-        w = NULL;
+        //  PROTOCOL.md 5.5: a connection serves one service for its life.
+        self->malformed++;
+        broker_send_error(self, msg->identity, msg->identity_len, YARD_E_RANGE,
+                          "READY refused: this connection is registered for "
+                          "another service (reconnect to serve a new one)",
+                          NULL);
+        return;
     }
     if (!w) {
         broker_service_t *service =

@@ -308,3 +308,31 @@ def test_worker_service_defaults_to_handler_name(yard, handler):
     yard.spawn("worker-default-" + handler, [yard.bin("yard-worker")] + argv,
                yard.base_env(b))
     b.wait_workers(handler, 1)
+
+
+def test_ready_for_another_service_or_admin_is_refused(yard):
+    """PROTOCOL.md 5.5 and section 9 row 14: a connection serves one service
+    for its life, and yard.admin is the broker's own; such a READY gets ERROR
+    bad_field and the registration stays as it was."""
+    b = yard.broker()
+    w = yard.raw_worker(b, "svc-a", capacity=2)
+    m = w.recv(5)
+    assert m is not None and m.cmd == yw.HEARTBEAT, m  # READY acknowledged
+    w.service = "svc-b"
+    w.ready()
+    m, _ = w.recv_until(5, lambda m: m.cmd == yw.ERROR)
+    assert m is not None and m.bodies[0]["code"] == "bad_field", m
+    assert "another service" in m.bodies[0]["message"]
+    st = b.stats()
+    assert st["services"]["svc-a"]["workers"] == 1, st["services"]
+    assert st["services"].get("svc-b", {}).get("workers", 0) == 0
+    admin = yard.raw_worker(b, "yard.admin")
+    m, _ = admin.recv_until(5, lambda m: m.cmd == yw.ERROR)
+    assert m is not None and m.bodies[0]["code"] == "bad_field", m
+    st = b.stats()
+    assert "yard.admin" not in st["services"], st["services"]
+    # The first registration still works.
+    c = yard.client(b)
+    tid = c.submit1("svc-a", b"x")
+    tasks = w.next_tasks(5)
+    assert tasks and tasks[0]["id"] == tid, tasks
