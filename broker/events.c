@@ -92,12 +92,12 @@ static broker_evtype_t *s_type(broker_t *self, const uint8_t *name, size_t len)
     broker_evtype_t *t = yard_map_get(self->ev_types, hash, s_type_eq, &key);
     if (t)
         return t;
-    if (yard_map_size(self->ev_types) >= BROKER_MAX_EVENT_TYPES) {
-        if (name != (const uint8_t *)S_OTHER_TYPE)
-            return s_type(self, (const uint8_t *)S_OTHER_TYPE,
-                          sizeof(S_OTHER_TYPE) - 1);
-        //  "(other)" itself must get in: the cap is soft by one.
-    }
+    bool other =
+        len == sizeof(S_OTHER_TYPE) - 1 && memcmp(name, S_OTHER_TYPE, len) == 0;
+    if (yard_map_size(self->ev_types) >= BROKER_MAX_EVENT_TYPES && !other)
+        return s_type(self, (const uint8_t *)S_OTHER_TYPE,
+                      sizeof(S_OTHER_TYPE) - 1);
+    //  ("(other)" itself must get in: the cap is soft by one.)
     t = calloc(1, sizeof(*t));
     if (!t)
         return NULL;
