@@ -263,6 +263,7 @@ static void s_fan_out(broker_t *self, const yard_event_t *ev, int64_t now)
             continue;
         if (yard_event_stamp_sn(&sub->outbox, buf->data, buf->size,
                                 sub->sn + 1) != 0) {
+            sub->sn++; //  the gap tells the subscriber
             sub->dropped++;
             self->ev_total.dropped++;
             if (t)

@@ -97,14 +97,15 @@ typedef enum {
     YARD_CMD_HEARTBEAT = 0x06,  /*  any   0 bodies                       */
     YARD_CMD_DISCONNECT = 0x07, /*  any   0 or 1 body                    */
     YARD_CMD_ERROR = 0x08,      /*  B->any  1 error body                 */
-    /*  Reserved for later issues; a v1 broker answers ERROR
+    /*  The event bus (PROTOCOL.md 5.11). */
+    YARD_CMD_PUBLISH = 0x10,     /*  C/W->B, B->subscriber: 1..256 events */
+    YARD_CMD_PUBLISH_ACK = 0x11, /*  B->C/W: 1..256 publish acks          */
+    YARD_CMD_SUBSCRIBE = 0x12,   /*  subscriber->B (events endpoint): 1   */
+    /*  Reserved for streaming; the broker answers ERROR
         "unknown_command" to them. */
-    YARD_CMD_PUBLISH = 0x10,     /*  event bus: publish an event          */
-    YARD_CMD_PUBLISH_ACK = 0x11, /*  event bus: confirmed publish ack     */
-    YARD_CMD_SUBSCRIBE = 0x12,   /*  event bus                            */
-    YARD_CMD_CHUNK = 0x20,       /*  streaming: partial result            */
-    YARD_CMD_CREDIT = 0x21,      /*  streaming: flow-control credit       */
-    YARD_CMD_STREAM_END = 0x22,  /*  streaming: end of stream             */
+    YARD_CMD_CHUNK = 0x20,      /*  streaming: partial result            */
+    YARD_CMD_CREDIT = 0x21,     /*  streaming: flow-control credit       */
+    YARD_CMD_STREAM_END = 0x22, /*  streaming: end of stream             */
 } yard_cmd_t;
 
 /*  Task outcome, as on the wire ("status" string) and in every API.
@@ -262,7 +263,7 @@ typedef struct {
 /*  PUBLISH_ACK body, broker -> publisher, for an event sent with ack. */
 typedef struct {
     uint64_t seq;         /*  the event's seq, required                */
-    yard_status_t status; /*  ok, invalid or rejected, required        */
+    yard_status_t status; /*  ok or invalid, required                  */
     yard_bytes_t error;   /*  str, why when not ok                     */
 } yard_publish_ack_t;
 
