@@ -1,7 +1,8 @@
 /*  cli.c — `yard`, the command-line tool: global flags, the command
     dispatch, the helpers the commands share, and `yard submit`.
     `yard batch` is in cli_batch.c, `yard stats` in cli_stats.c,
-    `yard breaker` in cli_breaker.c.
+    `yard breaker` in cli_breaker.c, `yard publish` and `yard subscribe`
+    in cli_events.c.
 
     Every bad input (unknown flag, a number that is not strictly a number
     in range, a payload too large) is a one-line message on stderr and exit
@@ -51,24 +52,27 @@ static void s_usage(FILE *out)
           "  stats                   print the broker's metrics\n"
           "  breaker SUBCOMMAND      list, show, reset or set circuit "
           "breakers\n"
+          "  publish TYPE PAYLOAD    publish one event\n"
+          "  subscribe [TYPE...]     print events as JSON lines as they "
+          "arrive\n"
           "Run 'yard COMMAND --help' for a command's flags.\n"
           "\n"
           "Global flags:\n"
           "  --broker EP      task endpoint (env YARD_BROKER, "
           "default " S_DEFAULT_BROKER ")\n"
           "  --events EP      event endpoint (env YARD_EVENTS, "
-          "default " S_DEFAULT_EVENTS "; unused yet)\n"
+          "default " S_DEFAULT_EVENTS ")\n"
           "  --log-level L    error|warn|info|debug (env YARD_LOG_LEVEL, "
           "default warn)\n"
           "  -h, --help       this text\n"
           "  --version        print the version\n"
           "\n"
           "Exit codes: 0 ok; 1 task failed (error, invalid; batch: any task "
-          "not ok);\n"
-          "2 usage error; 3 timeout; 4 rejected or circuit_open; 5 cancelled "
-          "or\n"
-          "shutdown; 6 broker unreachable (no reply at all); 130 "
-          "interrupted.\n",
+          "not ok;\n"
+          "publish: event refused); 2 usage error; 3 timeout; 4 rejected or\n"
+          "circuit_open (subscribe: too many subscribers); 5 cancelled or "
+          "shutdown;\n"
+          "6 broker unreachable (no reply at all); 130 interrupted.\n",
           out);
 }
 
@@ -518,6 +522,10 @@ int main(int argc, char **argv)
         return cli_stats(&g, sub_argc, sub_argv);
     if (strcmp(cmd, "breaker") == 0)
         return cli_breaker(&g, sub_argc, sub_argv);
+    if (strcmp(cmd, "publish") == 0)
+        return cli_publish(&g, sub_argc, sub_argv);
+    if (strcmp(cmd, "subscribe") == 0)
+        return cli_subscribe(&g, sub_argc, sub_argv);
     if (strcmp(cmd, "help") == 0) {
         s_usage(stdout);
         return CLI_EXIT_OK;

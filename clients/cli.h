@@ -39,7 +39,7 @@ enum {
 /*  Settings from the global flags and the environment. */
 typedef struct {
     const char *broker; /*  task endpoint: --broker > YARD_BROKER > default */
-    const char *events; /*  event endpoint (accepted, not used yet)        */
+    const char *events; /*  events endpoint: --events > YARD_EVENTS > default */
 } cli_global_t;
 
 /*  Task flags shared by submit and batch, parsed into client options. */
@@ -92,6 +92,8 @@ int cli_submit(const cli_global_t *g, int argc, char **argv);
 int cli_batch(const cli_global_t *g, int argc, char **argv);
 int cli_stats(const cli_global_t *g, int argc, char **argv);
 int cli_breaker(const cli_global_t *g, int argc, char **argv);
+int cli_publish(const cli_global_t *g, int argc, char **argv);
+int cli_subscribe(const cli_global_t *g, int argc, char **argv);
 
 /*  Shared by submit and stats: waits for task id's reply, telling an
     unreachable broker (CLI_EXIT_UNREACHABLE after CLI_UNREACHABLE_MS of

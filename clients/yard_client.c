@@ -1,7 +1,8 @@
 /*  yard_client.c — the client object: lifecycle, the socket and its
     reconnects, tasks (staging, sending, answering, cancelling) and the
     submit calls. The receive/timer pump is in yard_client_io.c, the wait
-    family and map in yard_client_wait.c.
+    family and map in yard_client_wait.c, publishing events in
+    yard_client_events.c.
 
     Sending never blocks: a task is first "staged" (encoded, indexed, put at
     the tail of the in-flight list) and then "flushed" (handed to the socket
@@ -171,8 +172,7 @@ void yard_cl_task_drop(yard_client_t *self, yard_cl_task_t *task)
     s_task_free(self, task);
 }
 
-/*  Packs "key", "value", ... into buf as a msgpack map. */
-static int s_pack_headers(msgpack_sbuffer *buf, const char *const *headers)
+int yard_cl_pack_headers(msgpack_sbuffer *buf, const char *const *headers)
 {
     size_t count = 0;
     for (const char *const *h = headers; h[0]; h += 2) {
@@ -218,7 +218,7 @@ int yard_cl_resolve(msgpack_sbuffer *hdr_buf, const char *service,
         opts->backoff_ms ? opts->backoff_ms : YARD_DEFAULT_BACKOFF_MS;
     s->priority = opts->priority;
     if (opts->headers && opts->headers[0]) {
-        int rc = s_pack_headers(hdr_buf, opts->headers);
+        int rc = yard_cl_pack_headers(hdr_buf, opts->headers);
         if (rc)
             return rc;
         s->headers.ptr = (const uint8_t *)hdr_buf->data;
@@ -607,6 +607,8 @@ yard_client_t *yard_client_new(const char *endpoint)
     msgpack_sbuffer_init(&self->body_buf);
     msgpack_sbuffer_init(&self->hdr_buf);
     msgpack_sbuffer_init(&self->map_hdr_buf);
+    msgpack_sbuffer_init(&self->ev_buf);
+    msgpack_sbuffer_init(&self->meta_buf);
     yard_wire_msg_init(&self->msg);
     self->endpoint = strdup(endpoint);
     self->tasks = yard_map_new(0);
@@ -652,6 +654,8 @@ void yard_client_destroy(yard_client_t **self_p)
     msgpack_sbuffer_destroy(&self->body_buf);
     msgpack_sbuffer_destroy(&self->hdr_buf);
     msgpack_sbuffer_destroy(&self->map_hdr_buf);
+    msgpack_sbuffer_destroy(&self->ev_buf);
+    msgpack_sbuffer_destroy(&self->meta_buf);
     if (self->socket) {
         /*  Give what the socket already holds (a CANCEL sent just before,
             typically) a moment to leave; yard_wire_setup's linger is 0. */

@@ -18,6 +18,10 @@
       * Every task gets exactly one reply: the broker's, or one the library
         makes itself (reply->local) when it gives up on the broker at the
         task's timeout + YARD_CLIENT_GIVEUP_MS.
+      * Events (proto/PROTOCOL.md 5.11) are published through the same
+        socket: yard_client_publish (fire-and-forget) and
+        yard_client_publish_confirmed (waits for the broker's PUBLISH_ACK).
+        Receiving events is the subscriber's job (yard_sub.h).
 
     Errors are values: functions return 0 or a negative yard_err_t (see
     yard_strerror in proto/yard_proto.h); task outcomes are yard_status_t
@@ -198,6 +202,71 @@ bool yard_client_broker_seen(const yard_client_t *self);
     status other than ok. */
 int yard_client_stats_json(yard_client_t *self, int timeout_ms,
                            char **json_out);
+
+/* ---- Events (proto/PROTOCOL.md 5.11; yard_client_events.c) ------------ */
+
+/*  Options of a published event. A NULL pointer or a zero-initialised
+    struct means: no source, no trace id, no meta, broker-stamped time. */
+typedef struct {
+    const char *source;      /*  who publishes, 0..128 bytes; NULL: none      */
+    const char *trace_id;    /*  correlation id, 0..128 bytes; NULL: none     */
+    const char *const *meta; /*  NULL, or NULL-terminated "key", "value", ...
+                                 pairs (the headers rules: at most 32, key
+                                 1..64 bytes, value 0..1024 bytes)         */
+    uint64_t ts_us;          /*  wall clock, us since the epoch; 0: the broker
+                                 stamps the time it took the event             */
+} yard_publish_opts_t;
+
+/*  Publishes one event on the task endpoint, fire-and-forget: nothing
+    comes back, and an event the broker refuses is only logged there
+    (ERROR to this client, which the library logs). type is 1..128 bytes
+    of [A-Za-z0-9._:-]; payload is ONE encoded msgpack value of any type
+    (at most YARD_MAX_EVENT_PAYLOAD bytes; see yard_msgpack_str) or
+    NULL/0 for none. Returns 0 once the socket took the message (see
+    yard_client_sync to know the broker has it), YARD_E_ARG for a bad
+    type, bad options or NULL payload with len > 0, YARD_E_MALFORMED /
+    YARD_E_TOO_LARGE for a payload that is not one msgpack value within
+    the limits (the encoder's error otherwise), YARD_E_IO if the socket
+    would not take it now. Nothing is sent on error. */
+int yard_client_publish(yard_client_t *self, const char *type,
+                        const void *payload, size_t len,
+                        const yard_publish_opts_t *opts);
+
+/*  Publishes one event asking for a PUBLISH_ACK (a fresh seq), and waits
+    up to timeout_ms (-1: no limit) for it, doing the client's other work
+    meanwhile (results, heartbeats, re-sends), as the wait calls do.
+    Returns 0 when the broker accepted and fanned it out; YARD_E_TIMEOUT
+    when no ack came in time (the event may still have been published: a
+    late ack is ignored); for an ack with status "invalid", the error the
+    broker's code maps to (malformed: YARD_E_MALFORMED, too_large:
+    YARD_E_TOO_LARGE, bad_field: YARD_E_RANGE, limit: YARD_E_LIMIT, ...;
+    another status: YARD_E_IO), with the broker's text in
+    yard_client_last_error. Local refusals as yard_client_publish. */
+int yard_client_publish_confirmed(yard_client_t *self, const char *type,
+                                  const void *payload, size_t len,
+                                  const yard_publish_opts_t *opts,
+                                  int timeout_ms);
+
+/*  The broker's reason when it refused the last confirmed publish (its
+    PUBLISH_ACK error text, e.g. "bad_field: PUBLISH body 0: ..."); ""
+    when the last one did not end in a refusal (success, local error,
+    timeout) or before any. Non-empty exactly when the broker said no.
+    Valid until the next yard_client_publish_confirmed. */
+const char *yard_client_last_error(const yard_client_t *self);
+
+/*  Round trip with the broker: sends HEARTBEAT and waits up to timeout_ms
+    (-1: no limit) for its answer. The broker handles one connection's
+    messages in order, so 0 means everything this client sent before
+    (fire-and-forget events included) has reached the broker.
+    YARD_E_TIMEOUT when no answer came, YARD_E_IO when the socket would
+    not take the HEARTBEAT, YARD_E_INTERRUPTED on a signal. */
+int yard_client_sync(yard_client_t *self, int timeout_ms);
+
+/*  Encodes text[0..len) as one msgpack str (the shortest form) into
+    out[0..cap), for a payload from text. Returns the encoded size; when
+    that exceeds cap nothing is written (call again with a buffer that
+    large), like snprintf. At most len + 5. */
+size_t yard_msgpack_str(void *out, size_t cap, const char *text, size_t len);
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,9 @@
 /*  yard_client_internal.h — state shared by the client library's files
     (yard_client.c: lifecycle, tasks and sending; yard_client_io.c: the
-    receive/timer pump; yard_client_wait.c: the wait family and map). Not
-    installed, not for callers.
+    receive/timer pump; yard_client_wait.c: the wait family and map;
+    yard_client_events.c: publishing events). Not installed, not for
+    callers. (The event subscriber, yard_client_sub.c, is a separate
+    object; it only borrows yard_cl_err_for_code.)
 
     Bookkeeping:
       * every task without an answer is a yard_cl_task_t in a list (submission
@@ -108,6 +110,18 @@ struct _yard_client_t {
     int64_t last_hb_us;   /*  last heartbeat sent                  */
     bool in_map;          /*  a map call is running (no nesting)   */
 
+    /*  Events (yard_client_events.c). */
+    uint64_t pub_seq;         /*  last PUBLISH seq handed out          */
+    uint64_t ack_seq;         /*  seq a confirmed publish waits for,
+                                  0 when none                          */
+    bool ack_done;            /*  its PUBLISH_ACK arrived              */
+    int ack_err;              /*  0 (ok) or the error it maps to       */
+    uint64_t hb_answers;      /*  HEARTBEAT/DISCONNECT from the broker:
+                                  answers to our heartbeats (sync)     */
+    msgpack_sbuffer ev_buf;   /*  reused to encode PUBLISH bodies      */
+    msgpack_sbuffer meta_buf; /*  reused to pack an event's meta map   */
+    char last_error[YARD_MAX_ERROR + 64]; /* yard_client_last_error    */
+
     msgpack_sbuffer body_buf;    /*  reused to encode bodies              */
     msgpack_sbuffer hdr_buf;     /*  reused to pack the headers map       */
     msgpack_sbuffer map_hdr_buf; /* the same for the running map         */
@@ -123,6 +137,11 @@ typedef struct {
 } yard_cl_opts_t;
 
 /* ---- yard_client.c ----------------------------------------------------- */
+
+/*  Packs NULL-terminated "key", "value", ... pairs into buf (cleared
+    first) as a msgpack map. 0, YARD_E_ARG (a key without a value),
+    YARD_E_TOO_LARGE (the headers limits) or YARD_E_NOMEM. */
+int yard_cl_pack_headers(msgpack_sbuffer *buf, const char *const *headers);
 
 /*  Resolves opts (NULL = defaults), packing headers into hdr_buf, which
     must then stay untouched while out is used. 0 or YARD_E_ARG /
@@ -194,6 +213,19 @@ void yard_cl_resend_all(yard_client_t *self);
     sent). why is logged. 0 or YARD_E_IO (the client stays usable and retries
    later). */
 int yard_cl_reconnect(yard_client_t *self, const char *why);
+
+/* ---- yard_client_events.c ---------------------------------------------- */
+
+/*  The yard_err_t an ERROR code or an error text maps to, read up to the
+    first ':' of text[0..len) (PROTOCOL.md 6.2, 6.3): malformed
+    YARD_E_MALFORMED, too_large YARD_E_TOO_LARGE, bad_field YARD_E_RANGE,
+    limit YARD_E_LIMIT, ...; an unknown code YARD_E_MALFORMED. Shared with
+    the subscriber (yard_client_sub.c). */
+int yard_cl_err_for_code(const char *text, size_t len);
+
+/*  Applies one PUBLISH_ACK body: completes the confirmed publish waiting
+    for its seq; any other ack (late, after a timeout) is dropped. */
+void yard_cl_on_publish_ack(yard_client_t *self, const zmq_msg_t *frame);
 
 /* ---- yard_client_io.c -------------------------------------------------- */
 

@@ -128,11 +128,19 @@ static void s_on_message(yard_client_t *self, yard_wire_msg_t *msg)
         for (size_t i = 0; i < msg->nbodies; i++)
             s_on_error(self, &msg->bodies[i]);
         break;
+    case YARD_CMD_PUBLISH_ACK:
+        for (size_t i = 0; i < msg->nbodies; i++)
+            yard_cl_on_publish_ack(self, &msg->bodies[i]);
+        break;
     case YARD_CMD_HEARTBEAT:
+        /*  The broker never heartbeats a client unprompted: this answers
+            one of ours (yard_client_sync counts them). */
+        self->hb_answers++;
         break;
     case YARD_CMD_DISCONNECT:
         /*  The broker forgot us (restart) or is leaving: start over with
-            whatever is still in flight. */
+            whatever is still in flight. It answers a heartbeat, too. */
+        self->hb_answers++;
         if (self->in_flight)
             yard_cl_reconnect(self, "broker sent DISCONNECT");
         break;
