@@ -10,6 +10,8 @@
     `yard --help`. */
 #include "cli.h"
 
+#include <jansson.h>
+
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -219,6 +221,44 @@ yard_client_t *cli_client_new(const cli_global_t *g)
         fprintf(stderr, "yard: cannot use broker endpoint '%s': %s\n",
                 g->broker, zmq_strerror(errno));
     return client;
+}
+
+int cli_admin_call(const cli_global_t *g, const char *cmd, const char *command,
+                   uint32_t timeout_ms, yard_reply_t **reply, json_t **root)
+{
+    *reply = NULL;
+    *root = NULL;
+    yard_client_t *client = cli_client_new(g);
+    if (!client)
+        return CLI_EXIT_USAGE;
+    yard_submit_opts_t opts = {.timeout_ms = timeout_ms};
+    char id[YARD_CLIENT_ID_MAX];
+    int rc = yard_client_submit(client, YARD_ADMIN_SERVICE, command,
+                                strlen(command), &opts, id, sizeof(id));
+    if (rc) {
+        fprintf(stderr, "yard %s: %s\n", cmd, yard_strerror(rc));
+        rc = CLI_EXIT_FAILED;
+    } else if ((rc = cli_wait_one(client, g, id, reply)) == 0 &&
+               (*reply)->status != YARD_OK) {
+        rc = cli_report_failure(*reply);
+    } else if (rc == 0) {
+        json_error_t jerr;
+        *root = json_loadb((const char *)(*reply)->payload,
+                           (*reply)->payload_len, 0, &jerr);
+        if (!json_is_object(*root)) {
+            fprintf(stderr,
+                    "yard %s: the broker's answer is not a JSON object: %s\n",
+                    cmd, *root ? "another JSON value" : jerr.text);
+            rc = CLI_EXIT_FAILED;
+        }
+    }
+    yard_client_destroy(&client);
+    if (rc) {
+        json_decref(*root);
+        *root = NULL;
+        yard_reply_destroy(reply);
+    }
+    return rc;
 }
 
 int cli_report_failure(const yard_reply_t *reply)

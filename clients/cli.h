@@ -102,6 +102,16 @@ int cli_subscribe(const cli_global_t *g, int argc, char **argv);
 int cli_wait_one(yard_client_t *client, const cli_global_t *g, const char *id,
                  yard_reply_t **reply);
 
+/*  One admin command (PROTOCOL.md section 10): submits `command` to
+    yard.admin on a new client, waits, and parses the answer as a JSON
+    object. On 0, *reply and *root are the caller's to free; otherwise
+    the failure was printed (prefixed "yard <cmd>") and its exit code is
+    returned. */
+struct json_t;
+int cli_admin_call(const cli_global_t *g, const char *cmd, const char *command,
+                   uint32_t timeout_ms, yard_reply_t **reply,
+                   struct json_t **root);
+
 /*  Prints "yard: <status>: <error>" for a failed reply and returns its
     exit code. */
 int cli_report_failure(const yard_reply_t *reply);

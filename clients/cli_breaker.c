@@ -330,7 +330,6 @@ int cli_breaker(const cli_global_t *g, int argc, char **argv)
         {NULL, 0, NULL, 0}};
     bool as_json = false, help = false;
     uint32_t timeout_ms = S_DEFAULT_TIMEOUT_MS;
-    yard_client_t *client = NULL;
     yard_reply_t *reply = NULL;
     json_t *root = NULL;
     char *command = NULL;
@@ -421,35 +420,9 @@ int cli_breaker(const cli_global_t *g, int argc, char **argv)
         rc = CLI_EXIT_USAGE;
         goto done;
     }
-    if (!(client = cli_client_new(g))) {
-        rc = CLI_EXIT_USAGE;
+    if ((rc = cli_admin_call(g, "breaker", command, timeout_ms, &reply,
+                             &root)) != 0)
         goto done;
-    }
-    yard_submit_opts_t opts = {.timeout_ms = timeout_ms};
-    char id[YARD_CLIENT_ID_MAX];
-    int err = yard_client_submit(client, YARD_ADMIN_SERVICE, command,
-                                 strlen(command), &opts, id, sizeof(id));
-    if (err) {
-        fprintf(stderr, "yard breaker: %s\n", yard_strerror(err));
-        rc = CLI_EXIT_FAILED;
-        goto done;
-    }
-    if ((rc = cli_wait_one(client, g, id, &reply)) != 0)
-        goto done;
-    if (reply->status != YARD_OK) {
-        rc = cli_report_failure(reply);
-        goto done;
-    }
-    json_error_t jerr;
-    root =
-        json_loadb((const char *)reply->payload, reply->payload_len, 0, &jerr);
-    if (!json_is_object(root)) {
-        fprintf(stderr,
-                "yard breaker: the broker's answer is not a JSON object: %s\n",
-                root ? "another JSON value" : jerr.text);
-        rc = CLI_EXIT_FAILED;
-        goto done;
-    }
     if (as_json) {
         //  The broker's text as it came (compact: one line).
         if (fwrite(reply->payload, 1, reply->payload_len, stdout) !=
@@ -468,7 +441,6 @@ int cli_breaker(const cli_global_t *g, int argc, char **argv)
 done:
     json_decref(root);
     yard_reply_destroy(&reply);
-    yard_client_destroy(&client);
     free(command);
     return rc;
 }

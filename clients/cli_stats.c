@@ -139,7 +139,6 @@ int cli_stats(const cli_global_t *g, int argc, char **argv)
         {NULL, 0, NULL, 0}};
     bool as_json = false;
     uint32_t timeout_ms = S_DEFAULT_TIMEOUT_MS;
-    yard_client_t *client = NULL;
     yard_reply_t *reply = NULL;
     json_t *root = NULL;
     int rc = 0, opt;
@@ -167,34 +166,9 @@ int cli_stats(const cli_global_t *g, int argc, char **argv)
         fprintf(stderr, "yard stats: unexpected argument '%s'\n", argv[optind]);
         return CLI_EXIT_USAGE;
     }
-    if (!(client = cli_client_new(g)))
-        return CLI_EXIT_USAGE;
-    yard_submit_opts_t opts = {.timeout_ms = timeout_ms};
-    char id[YARD_CLIENT_ID_MAX];
-    int err = yard_client_submit(client, YARD_ADMIN_SERVICE, "stats", 5, &opts,
-                                 id, sizeof(id));
-    if (err) {
-        fprintf(stderr, "yard stats: %s\n", yard_strerror(err));
-        rc = CLI_EXIT_FAILED;
+    if ((rc = cli_admin_call(g, "stats", "stats", timeout_ms, &reply, &root)) !=
+        0)
         goto done;
-    }
-    if ((rc = cli_wait_one(client, g, id, &reply)) != 0)
-        goto done;
-    if (reply->status != YARD_OK) {
-        rc = cli_report_failure(reply);
-        goto done;
-    }
-    json_error_t jerr;
-    root =
-        json_loadb((const char *)reply->payload, reply->payload_len, 0, &jerr);
-    if (!json_is_object(root)) {
-        fprintf(stderr,
-                "yard stats: the broker's answer is not a JSON "
-                "object: %s\n",
-                root ? "another JSON value" : jerr.text);
-        rc = CLI_EXIT_FAILED;
-        goto done;
-    }
     if (as_json) {
         if (json_dumpf(root, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER) != 0 ||
             fputc('\n', stdout) == EOF)
@@ -206,6 +180,5 @@ int cli_stats(const cli_global_t *g, int argc, char **argv)
 done:
     json_decref(root);
     yard_reply_destroy(&reply);
-    yard_client_destroy(&client);
     return rc;
 }
