@@ -128,6 +128,19 @@ static void s_print_tables(const json_t *root)
     }
     if (json_array_size(workers) == 0)
         printf("(no workers)\n");
+
+    const json_t *events = json_object_get(root, "events");
+    if (json_is_object(events)) {
+        printf("\nEVENTS    PUBLISHED  DELIVERED    DROPPED    INVALID "
+               "SUBSCRIBERS\n%-9s",
+               "(total)");
+        s_cell(events, "published", 10);
+        s_cell(events, "delivered", 10);
+        s_cell(events, "dropped", 10);
+        s_cell(events, "invalid", 10);
+        s_cell(events, "subscribers", 11);
+        putchar('\n');
+    }
 }
 
 int cli_stats(const cli_global_t *g, int argc, char **argv)
