@@ -36,6 +36,7 @@ typedef enum {
     T_STATUS,  /*  "ok", "error", ...                                      */
     T_HEADERS, /*  [["key","value"], ...] in wire order                    */
     T_RAW,     /*  {"hex": raw msgpack}                                    */
+    T_STRLIST, /*  ["prefix", ...]: a raw msgpack array of str             */
 } tk_t;
 
 typedef struct {
@@ -97,6 +98,23 @@ static const tf_t s_error_f[] = {
     TF(yard_error_t, message, T_BYTES),
     TF(yard_error_t, id, T_BYTES),
 };
+/*  One table for both directions of PUBLISH: a publisher (C/W) writes seq
+    and ack, the broker writes sn (checked in s_check_valid). */
+static const tf_t s_event_f[] = {
+    TF(yard_event_t, type, T_BYTES),     TF(yard_event_t, source, T_BYTES),
+    TF(yard_event_t, ts_us, T_U64),      TF(yard_event_t, payload, T_RAW),
+    TF(yard_event_t, trace_id, T_BYTES), TF(yard_event_t, meta, T_HEADERS),
+    TF(yard_event_t, seq, T_U64),        TF(yard_event_t, ack, T_BOOL),
+    TF(yard_event_t, sn, T_U64),
+};
+static const tf_t s_publish_ack_f[] = {
+    TF(yard_publish_ack_t, seq, T_U64),
+    TF(yard_publish_ack_t, status, T_STATUS),
+    TF(yard_publish_ack_t, error, T_BYTES),
+};
+static const tf_t s_subscribe_f[] = {
+    TF(yard_subscribe_t, types, T_STRLIST),
+};
 
 typedef union {
     yard_submit_t submit;
@@ -105,6 +123,9 @@ typedef union {
     yard_ready_t ready;
     yard_cancel_t cancel;
     yard_error_t error;
+    yard_event_t event;
+    yard_publish_ack_t publish_ack;
+    yard_subscribe_t subscribe;
 } any_t;
 
 #define NF(a) (sizeof(a) / sizeof((a)[0]))
@@ -122,6 +143,9 @@ static const tmsg_t s_msgs[] = {
     {YARD_CMD_READY, s_ready_f, NF(s_ready_f)},
     {YARD_CMD_CANCEL, s_cancel_f, NF(s_cancel_f)},
     {YARD_CMD_ERROR, s_error_f, NF(s_error_f)},
+    {YARD_CMD_PUBLISH, s_event_f, NF(s_event_f)},
+    {YARD_CMD_PUBLISH_ACK, s_publish_ack_f, NF(s_publish_ack_f)},
+    {YARD_CMD_SUBSCRIBE, s_subscribe_f, NF(s_subscribe_f)},
 };
 
 static const tmsg_t *s_msg_for(yard_cmd_t cmd)
@@ -231,6 +255,27 @@ static yard_bytes_t s_json_headers(arena_t *a, json_t *v)
     return (yard_bytes_t){(const uint8_t *)sb.data, (uint32_t)sb.size};
 }
 
+/*  Packs ["a", "b", ...] into a raw msgpack array of str. */
+static yard_bytes_t s_json_strlist(arena_t *a, json_t *v)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    assert_true(json_is_array(v));
+    msgpack_pack_array(&pk, json_array_size(v));
+    size_t i;
+    json_t *s;
+    json_array_foreach(v, i, s)
+    {
+        assert_true(json_is_string(s));
+        msgpack_pack_str_with_body(&pk, json_string_value(s),
+                                   json_string_length(s));
+    }
+    s_keep(a, sb.data);
+    return (yard_bytes_t){(const uint8_t *)sb.data, (uint32_t)sb.size};
+}
+
 /*  Fills *out from a JSON body: defaults first, then every key (an
     unknown key is a mistake in the vector). */
 static void s_from_json(arena_t *a, const tmsg_t *msg, json_t *body, void *out)
@@ -290,6 +335,9 @@ static void s_from_json(arena_t *a, const tmsg_t *msg, json_t *body, void *out)
         case T_RAW:
             *(yard_bytes_t *)at = s_json_bytes(a, v, key);
             break;
+        case T_STRLIST:
+            *(yard_bytes_t *)at = s_json_strlist(a, v);
+            break;
         }
     }
 }
@@ -308,6 +356,22 @@ static void s_headers_text(const yard_bytes_t *h, char *buf)
 {
     buf[0] = 0;
     assert_int_equal(yard_headers_each(h, s_hdr_line, buf), 0);
+}
+
+/*  Collects a types array as "len:prefix\n" lines, so that [] and [""]
+    differ. */
+static int s_strlist_line(const char *s, size_t len, void *arg)
+{
+    char *buf = arg;
+    size_t at = strlen(buf);
+    snprintf(buf + at, 8192 - at, "%zu:%.*s\n", len, (int)len, s);
+    return 0;
+}
+
+static void s_strlist_text(const yard_bytes_t *l, char *buf)
+{
+    buf[0] = 0;
+    assert_int_equal(yard_strlist_each(l, s_strlist_line, buf), 0);
 }
 
 static void s_compare(const tmsg_t *msg, const void *want, const void *got,
@@ -352,6 +416,16 @@ static void s_compare(const tmsg_t *msg, const void *want, const void *got,
             same = strcmp(tw, tg) == 0;
             break;
         }
+        case T_STRLIST: {
+            static char tw[8192], tg[8192];
+            s_strlist_text((const yard_bytes_t *)w, tw);
+            s_strlist_text((const yard_bytes_t *)g, tg);
+            /*  An absent list is not an empty one. */
+            same = strcmp(tw, tg) == 0 &&
+                   (((const yard_bytes_t *)w)->len == 0) ==
+                       (((const yard_bytes_t *)g)->len == 0);
+            break;
+        }
         }
         if (!same)
             fail_msg("%s body %zu: decoded field \"%s\" differs from the "
@@ -363,15 +437,21 @@ static void s_compare(const tmsg_t *msg, const void *want, const void *got,
 /* ---- Coverage ---------------------------------------------------------- */
 
 /*  (role, command) pairs that must each have a byte-exact vector; for
-    HEARTBEAT and DISCONNECT any role will do. */
+    HEARTBEAT and DISCONNECT any role will do. PUBLISH has two
+    encodings: a publisher's (C or W: seq, ack) and the broker's delivery
+    to a subscriber (B: sn). */
 static const struct {
     char role; /*  0: any */
     yard_cmd_t cmd;
 } s_required[] = {
-    {'C', YARD_CMD_SUBMIT}, {'B', YARD_CMD_RESULT},  {'W', YARD_CMD_RESULT},
-    {'C', YARD_CMD_CANCEL}, {'B', YARD_CMD_CANCEL},  {'W', YARD_CMD_READY},
-    {'B', YARD_CMD_TASK},   {0, YARD_CMD_HEARTBEAT}, {0, YARD_CMD_DISCONNECT},
-    {'B', YARD_CMD_ERROR},
+    {'C', YARD_CMD_SUBMIT},    {'B', YARD_CMD_RESULT},
+    {'W', YARD_CMD_RESULT},    {'C', YARD_CMD_CANCEL},
+    {'B', YARD_CMD_CANCEL},    {'W', YARD_CMD_READY},
+    {'B', YARD_CMD_TASK},      {0, YARD_CMD_HEARTBEAT},
+    {0, YARD_CMD_DISCONNECT},  {'B', YARD_CMD_ERROR},
+    {'C', YARD_CMD_PUBLISH},   {'W', YARD_CMD_PUBLISH},
+    {'B', YARD_CMD_PUBLISH},   {'B', YARD_CMD_PUBLISH_ACK},
+    {'C', YARD_CMD_SUBSCRIBE},
 };
 static bool s_covered[NF(s_required)];
 static int s_vectors_run;
@@ -403,6 +483,13 @@ static int s_decode(yard_cmd_t cmd, const yard_bytes_t *b, any_t *out)
         return yard_decode_cancel(s_dec, b->ptr, b->len, &out->cancel);
     case YARD_CMD_ERROR:
         return yard_decode_error(s_dec, b->ptr, b->len, &out->error);
+    case YARD_CMD_PUBLISH:
+        return yard_decode_event(s_dec, b->ptr, b->len, &out->event);
+    case YARD_CMD_PUBLISH_ACK:
+        return yard_decode_publish_ack(s_dec, b->ptr, b->len,
+                                       &out->publish_ack);
+    case YARD_CMD_SUBSCRIBE:
+        return yard_decode_subscribe(s_dec, b->ptr, b->len, &out->subscribe);
     default:
         /*  HEARTBEAT / DISCONNECT bodies have no fields yet: they only
             have to be well-formed msgpack. */
@@ -426,6 +513,13 @@ static int s_encode(msgpack_sbuffer *sb, yard_cmd_t cmd, yard_role_t role,
         return yard_encode_cancel(sb, role, &in->cancel);
     case YARD_CMD_ERROR:
         return yard_encode_error(sb, &in->error);
+    case YARD_CMD_PUBLISH:
+        /*  The role picks the encoding: C/W publisher, B delivery. */
+        return yard_encode_event(sb, role, &in->event);
+    case YARD_CMD_PUBLISH_ACK:
+        return yard_encode_publish_ack(sb, &in->publish_ack);
+    case YARD_CMD_SUBSCRIBE:
+        return yard_encode_subscribe(sb, &in->subscribe);
     default:
         return -999;
     }
@@ -485,6 +579,40 @@ static void s_check_invalid(json_t *v, const char *vname, yard_bytes_t *fr,
     }
 }
 
+/*  The fields of an event depend on its direction: a publisher's (C/W)
+    never has sn, a delivery (B) always has sn and never seq or ack. */
+static void s_check_event_role(const yard_event_t *ev, yard_role_t role,
+                               const char *vname, size_t body)
+{
+    if (role == YARD_ROLE_BROKER && (ev->sn == 0 || ev->seq || ev->ack))
+        fail_msg("%s body %zu: a delivery has sn and no seq or ack", vname,
+                 body);
+    if (role != YARD_ROLE_BROKER && ev->sn)
+        fail_msg("%s body %zu: a publisher's event has no sn", vname, body);
+}
+
+/*  The broker encodes an event once, without sn, and stamps sn per
+    subscriber: that path must give the vector's bytes too. */
+static void s_check_stamp(const yard_event_t *ev, const yard_bytes_t *frame,
+                          const char *vname, size_t body)
+{
+    yard_event_t bare = *ev;
+    bare.sn = 0;
+    msgpack_sbuffer enc, out;
+    msgpack_sbuffer_init(&enc);
+    msgpack_sbuffer_init(&out);
+    assert_int_equal(yard_encode_event(&enc, YARD_ROLE_BROKER, &bare), 0);
+    assert_int_equal(yard_event_stamp_sn(&out, enc.data, enc.size, ev->sn), 0);
+    if (out.size != frame->len || memcmp(out.data, frame->ptr, out.size)) {
+        s_hexdump("want", frame->ptr, frame->len);
+        s_hexdump("got ", out.data, out.size);
+        fail_msg("%s body %zu: yard_event_stamp_sn is not byte-exact", vname,
+                 body);
+    }
+    msgpack_sbuffer_destroy(&enc);
+    msgpack_sbuffer_destroy(&out);
+}
+
 static void s_check_valid(json_t *v, const char *vname, arena_t *a,
                           yard_bytes_t *fr, size_t nfr)
 {
@@ -522,6 +650,8 @@ static void s_check_valid(json_t *v, const char *vname, arena_t *a,
         }
         any_t want, got;
         s_from_json(a, msg, jb, &want);
+        if (cmd == YARD_CMD_PUBLISH)
+            s_check_event_role(&want.event, role, vname, i);
         int rc = s_decode(cmd, &fr[i + 1], &got);
         if (rc)
             fail_msg("%s body %zu: decode failed: %s", vname, i,
@@ -540,6 +670,8 @@ static void s_check_valid(json_t *v, const char *vname, arena_t *a,
             s_hexdump("got ", sb.data, sb.size);
             fail_msg("%s body %zu: encoding is not byte-exact", vname, i);
         }
+        if (cmd == YARD_CMD_PUBLISH && role == YARD_ROLE_BROKER)
+            s_check_stamp(&want.event, &fr[i + 1], vname, i);
     }
     msgpack_sbuffer_destroy(&sb);
     if (!decode_only)
