@@ -48,10 +48,9 @@
 #define BROKER_REJECT_RETRY_MS 1000 /*  retry_after_ms hint on queue full  */
 #define BROKER_PRIORITIES (YARD_MAX_PRIORITY + 1)
 #define BROKER_DEFAULT_MAX_SUBSCRIBERS 256 /*  event subscribers at once   */
-#define BROKER_EVENTS_HWM                                                      \
-    32                              /*  PUBLISH messages queued per subscriber \
-                                        before its events are dropped (each at \
-                                        most 128 events / 64 KiB)              */
+/*  PUBLISH messages queued per event subscriber before its events are
+    dropped (each at most 128 events / 64 KiB). */
+#define BROKER_EVENTS_HWM 128
 #define BROKER_MAX_EVENT_TYPES 1024 /*  distinct types counted apart     */
 
 /* ---- Types ----------------------------------------------------------------

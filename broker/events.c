@@ -176,6 +176,26 @@ static void s_sub_remove(broker_t *self, broker_sub_t *sub, const char *why)
     s_subscriptions_changed(self);
 }
 
+/*  Sends a message to a subscriber without blocking. libzmq learns that a
+    pipe drained from commands its I/O thread sends, and a socket reads
+    those only now and then while it sends in a burst, so the pipe may look
+    full (EAGAIN) when it is not: asking for ZMQ_EVENTS processes them,
+    then one more try decides. */
+static int s_send(broker_t *self, broker_sub_t *sub, yard_cmd_t cmd,
+                  const yard_frame_t *frames, size_t n)
+{
+    int rc = yard_wire_send(self->events_sock, sub->identity, sub->identity_len,
+                            YARD_ROLE_BROKER, cmd, frames, n, ZMQ_DONTWAIT);
+    if (rc != 0 && errno == EAGAIN) {
+        int events = 0;
+        size_t size = sizeof(events);
+        zmq_getsockopt(self->events_sock, ZMQ_EVENTS, &events, &size);
+        rc = yard_wire_send(self->events_sock, sub->identity, sub->identity_len,
+                            YARD_ROLE_BROKER, cmd, frames, n, ZMQ_DONTWAIT);
+    }
+    return rc;
+}
+
 /*  Sends a subscriber's outbox as one PUBLISH message. A full pipe drops
     the batch (counted); an unreachable peer is removed. Returns false if
     the subscriber was removed. */
@@ -190,9 +210,7 @@ static bool s_sub_flush(broker_t *self, broker_sub_t *sub, int64_t now)
         frames[i].len = sub->out_ends[i] - start;
         start = sub->out_ends[i];
     }
-    int rc = yard_wire_send(self->events_sock, sub->identity, sub->identity_len,
-                            YARD_ROLE_BROKER, YARD_CMD_PUBLISH, frames,
-                            sub->out_count, ZMQ_DONTWAIT);
+    int rc = s_send(self, sub, YARD_CMD_PUBLISH, frames, sub->out_count);
     int err = rc ? errno : 0;
     for (size_t i = 0; i < sub->out_count; i++) {
         broker_evtype_t *t = sub->out_types[i];
@@ -487,8 +505,7 @@ static void s_subscribe(broker_t *self, yard_wire_msg_t *msg, int64_t now)
     yard_info("subscriber: %zu prefix(es)%s, %zu subscriber(s)", sub->nprefixes,
               sub->all ? " (everything)" : "", self->nsubs);
     //  The acknowledgement: events published after this reach it.
-    yard_wire_send(self->events_sock, sub->identity, sub->identity_len,
-                   YARD_ROLE_BROKER, YARD_CMD_HEARTBEAT, NULL, 0, ZMQ_DONTWAIT);
+    s_send(self, sub, YARD_CMD_HEARTBEAT, NULL, 0);
     sub->last_sent_us = now;
 }
 
@@ -547,9 +564,7 @@ void events_heartbeat(broker_t *self, int64_t now)
     for (size_t i = 0; i < self->nsubs;) {
         broker_sub_t *sub = self->sub_list[i];
         if (now - sub->last_sent_us >= interval) {
-            int rc = yard_wire_send(self->events_sock, sub->identity,
-                                    sub->identity_len, YARD_ROLE_BROKER,
-                                    YARD_CMD_HEARTBEAT, NULL, 0, ZMQ_DONTWAIT);
+            int rc = s_send(self, sub, YARD_CMD_HEARTBEAT, NULL, 0);
             if (rc != 0 && errno == EHOSTUNREACH) {
                 s_sub_remove(self, sub, "unreachable");
                 continue; //  slot i now holds another subscriber
