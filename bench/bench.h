@@ -8,6 +8,9 @@
                          the C client library
         bench_proxy.c    the floor: plain zmq_proxy ROUTER/DEALER with REP
                          echo workers, and the same closed-loop load
+        bench_events.c   the event bus: one publisher, N subscribers,
+                         through yard-broker and through a plain
+                         zmq_proxy(XSUB, XPUB), with a flow-control window
         bench_memory.c   broker bytes per queued task
         bench_callgrind.c broker instructions per task under callgrind
 
@@ -52,6 +55,8 @@ typedef struct {
     uint32_t mem_tasks;       /*  tasks queued by the memory phase       */
     bool memory;              /*  run the memory phase                   */
     bool breaker;             /*  run the circuit-breaker phase          */
+    bool events;              /*  run the event-bus phase                */
+    uint32_t event_window;    /*  events in flight per subscriber at most */
     int callgrind;            /*  -1 auto (if valgrind found), 0 off, 1 on */
     uint32_t callgrind_tasks; /*  tasks run under callgrind              */
     bool json;                /*  one JSON object on stdout              */
@@ -235,6 +240,7 @@ typedef struct {
     pid_t workers[BENCH_MAX_WORKERS];
     uint32_t nworkers;
     char endpoint[64]; /*  tcp://127.0.0.1:PORT of the task ROUTER     */
+    char events[64];   /*  and of the events ROUTER (subscribers)      */
     char service[64];  /*  service the workers serve                   */
 } bench_yard_t;
 
@@ -306,6 +312,75 @@ int bench_proxy_load(const bench_proxy_t *p, const bench_load_t *load,
                      bench_result_t *out);
 
 void bench_proxy_stop(bench_proxy_t *p, int term_ms);
+
+/*  Reads a line (up to '\n') from fd within ms. 0 or -1. */
+int bench_read_line(int fd, char *buf, size_t cap, int ms);
+
+/* ---- bench_events.c ----------------------------------------------------- */
+
+/*  Events the publisher may be ahead of the slowest subscriber. Not
+    more by default: the broker's events ROUTER drops for a subscriber
+    (BROKER_EVENTS_HWM, 32 messages) when a burst of more than about 1500
+    events reaches it at once, even one that keeps up (README.md). */
+#define BENCH_EVENT_WINDOW 1024
+#define BENCH_EVENT_MAX_WINDOW 50000 /*  half the bench's own sockets' HWMs */
+#define BENCH_EVENT_PAYLOAD 64       /*  bytes of every event's payload     */
+#define BENCH_EVENT_BATCH 256        /*  events per PUBLISH (YARD_MAX_BATCH) */
+#define BENCH_MAX_SUBSCRIBERS 16
+
+/*  The event floor: zmq_proxy(XSUB, XPUB) in a forked process. */
+typedef struct {
+    pid_t proxy;
+    char frontend[64]; /*  XSUB: the publisher's PUB connects here   */
+    char backend[64];  /*  XPUB: the subscribers' SUBs connect here  */
+} bench_xproxy_t;
+
+/*  Forks the XSUB/XPUB proxy and reads its endpoints. Must run before
+    this process creates any ZeroMQ context. (Readiness of the path
+    through it is each load's own handshake.) 0 or -1. */
+int bench_xproxy_start(bench_xproxy_t *p, int ready_ms);
+void bench_xproxy_stop(bench_xproxy_t *p, int term_ms);
+
+/*  One event load: a publisher thread sends as fast as the window lets
+    it for warmup_us + duration_us; subscriber threads take every event
+    and check it is the next one. */
+typedef struct {
+    uint32_t subscribers;
+    uint32_t window; /*  events the publisher may be ahead of the
+                         slowest subscriber                         */
+    int64_t warmup_us;
+    int64_t duration_us;
+} bench_events_load_t;
+
+/*  What event loads measured (rounds add up). */
+typedef struct {
+    uint64_t events;     /*  events every subscriber took in the windows */
+    uint64_t deliveries; /*  copies taken in the windows, all subscribers */
+    uint64_t published;  /*  events sent in the windows                  */
+    double seconds;
+    double events_per_s;     /*  events / seconds                        */
+    double deliveries_per_s; /*  deliveries / seconds                    */
+    double published_per_s;  /*  published / seconds                     */
+    uint64_t p50_us, p99_us, max_us; /*  send stamp to subscriber, every
+                                         delivery in the windows         */
+    int64_t cpu_clients_us; /*  this process: publisher + subscribers   */
+    int64_t cpu_server_us;  /*  yard-broker, or the zmq_proxy process    */
+    uint64_t cpu_events;    /*  events sent in those slices              */
+    yard_hist_t hist;
+} bench_events_result_t;
+
+void bench_events_result_init(bench_events_result_t *r);
+
+/*  Runs one event load through yard-broker (y->endpoint to publish,
+    y->events to subscribe) and adds to *out. Fails (-1, message
+    printed) when any subscriber misses an event or gets one out of
+    order, an sn has a gap, or the broker refuses anything. */
+int bench_events_yard(const bench_yard_t *y, const bench_events_load_t *load,
+                      bench_events_result_t *out);
+
+/*  The same load through the XSUB/XPUB proxy. */
+int bench_events_proxy(const bench_xproxy_t *p, const bench_events_load_t *load,
+                       bench_events_result_t *out);
 
 /* ---- bench_memory.c ---------------------------------------------------- */
 

@@ -104,8 +104,7 @@ static int s_worker_main(void *arg)
     return 1;
 }
 
-/*  Reads a line from fd within ms. 0 or -1. */
-static int s_read_line(int fd, char *buf, size_t cap, int ms)
+int bench_read_line(int fd, char *buf, size_t cap, int ms)
 {
     size_t used = 0;
     int64_t deadline = yard_clock_ms() + ms;
@@ -178,7 +177,7 @@ int bench_proxy_start(bench_proxy_t *p, uint32_t n, int ready_ms)
     close(report[1]);
     report[1] = -1;
     char line[160];
-    if (s_read_line(report[0], line, sizeof(line), ready_ms) != 0 ||
+    if (bench_read_line(report[0], line, sizeof(line), ready_ms) != 0 ||
         sscanf(line, "%63s %63s", p->frontend, p->backend) != 2) {
         fprintf(stderr,
                 "yard-bench: zmq proxy did not report its "

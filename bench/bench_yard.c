@@ -159,6 +159,7 @@ int bench_yard_start_broker(bench_yard_t *y, const bench_broker_opts_t *o)
         char ev[64], mq[32], grace[32], cgout[PATH_MAX + 32];
         snprintf(y->endpoint, sizeof(y->endpoint), "tcp://127.0.0.1:%d", port);
         snprintf(ev, sizeof(ev), "tcp://127.0.0.1:%d", events);
+        snprintf(y->events, sizeof(y->events), "%s", ev);
         char *argv[24 + 2 * S_MAX_SPECS];
         int n = 0;
         if (o->callgrind) {

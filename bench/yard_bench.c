@@ -4,18 +4,22 @@
     object with --json).
 
     Phase order, and why:
-      1. start the ZeroMQ proxy side first: it is forked, and forking must
-         happen before this process owns any ZeroMQ context;
+      1. start the ZeroMQ proxy sides first (ROUTER/DEALER, and XSUB/XPUB
+         for the events): they are forked, and forking must happen
+         before this process owns any ZeroMQ context;
       2. start the Yard side (exec'd: no such constraint);
       3. throughput, then 1x1 latency, each as R rounds in which Yard and
          the proxy take turns (who goes first alternates): this machine
          is shared and noisy, and interleaving makes whatever else runs
          weigh on both sides alike, so the ratios mean something;
-      4. the circuit breaker, with three fresh brokers of its own: the
+      4. the event bus, with a fresh broker of its own (no workers): one
+         publisher to 1 and to 4 subscribers, Yard against a plain
+         zmq_proxy(XSUB, XPUB) forked in step 1, in alternating rounds;
+      5. the circuit breaker, with three fresh brokers of its own: the
          throughput load with breakers on (default settings) and off, and
          the same load against a service whose breaker is open; again R
          rounds, the three taking turns (who goes first rotates);
-      5. memory and callgrind last, each with a broker of its own (they
+      6. memory and callgrind last, each with a broker of its own (they
          start and stop brokers and must not disturb the timed phases).
     On any failure every child is stopped and the exit status is 1; the
     whole run is under a hard time bound (SIGALRM kills the children). */
@@ -34,6 +38,7 @@
 #include "yard_proto.h"
 
 #define S_THROUGHPUT_TARGET 0.8 /*  yard/proxy tasks/s at least        */
+#define S_EVENTS_TARGET 0.8     /*  yard/proxy events/s at least        */
 #define S_LATENCY_TARGET 1.3    /*  yard/proxy 1x1 p50 at most          */
 #define S_READY_MS 15000        /*  native start-up handshake bound     */
 
@@ -60,9 +65,11 @@ static void s_usage(FILE *out)
         "Measures Yard (yard-broker + yard-worker echo, through the C\n"
         "client library) against a plain ZeroMQ ROUTER/DEALER proxy with\n"
         "REP echo workers, all in one run: closed-loop throughput and\n"
-        "latency, 1x1 latency, the circuit breaker's cost (breakers on vs\n"
-        "off) and how fast an open breaker answers, broker bytes per\n"
-        "queued task, and broker instructions per task under callgrind.\n"
+        "latency, 1x1 latency, the event bus (one publisher to 1 and 4\n"
+        "subscribers, against a plain zmq_proxy(XSUB, XPUB)), the circuit\n"
+        "breaker's cost (breakers on vs off) and how fast an open breaker\n"
+        "answers, broker bytes per queued task, and broker instructions\n"
+        "per task under callgrind.\n"
         "Compare the ratios; the absolute figures depend on the machine.\n"
         "\n"
         "options:\n"
@@ -76,6 +83,9 @@ static void s_usage(FILE *out)
         "  --rounds R          Yard and proxy alternate R times per phase,\n"
         "                      each slice after a 0.5 s warm-up, so load\n"
         "                      from elsewhere hits both alike (default 3)\n"
+        "  --no-events         skip the event-bus phase\n"
+        "  --event-window K    events the publisher may be ahead of the\n"
+        "                      slowest subscriber (default %d, %d..%d)\n"
         "  --no-breaker        skip the circuit-breaker phase (breakers\n"
         "                      on vs off, and an open breaker's answers)\n"
         "  --mem-tasks N       tasks queued by the memory phase\n"
@@ -95,7 +105,8 @@ static void s_usage(FILE *out)
         "\n"
         "yard-broker and yard-worker are taken from this binary's "
         "directory.\n",
-        BENCH_MAX_WINDOW, BENCH_MIN_PAYLOAD, BENCH_MAX_PAYLOAD);
+        BENCH_MAX_WINDOW, BENCH_MIN_PAYLOAD, BENCH_MAX_PAYLOAD,
+        BENCH_EVENT_WINDOW, BENCH_EVENT_BATCH, BENCH_EVENT_MAX_WINDOW);
 }
 
 static int s_bad(const char *flag, const char *value)
@@ -116,6 +127,8 @@ static int s_parse(int argc, char **argv, bench_config_t *cfg)
         O_DURATION,
         O_ROUNDS,
         O_NO_BREAKER,
+        O_NO_EVENTS,
+        O_EVENT_WINDOW,
         O_MEM_TASKS,
         O_NO_MEMORY,
         O_CG_TASKS,
@@ -134,6 +147,8 @@ static int s_parse(int argc, char **argv, bench_config_t *cfg)
         {"duration", required_argument, NULL, O_DURATION},
         {"rounds", required_argument, NULL, O_ROUNDS},
         {"no-breaker", no_argument, NULL, O_NO_BREAKER},
+        {"no-events", no_argument, NULL, O_NO_EVENTS},
+        {"event-window", required_argument, NULL, O_EVENT_WINDOW},
         {"mem-tasks", required_argument, NULL, O_MEM_TASKS},
         {"no-memory", no_argument, NULL, O_NO_MEMORY},
         {"callgrind-tasks", required_argument, NULL, O_CG_TASKS},
@@ -177,6 +192,14 @@ static int s_parse(int argc, char **argv, bench_config_t *cfg)
             break;
         case O_NO_BREAKER:
             cfg->breaker = false;
+            break;
+        case O_NO_EVENTS:
+            cfg->events = false;
+            break;
+        case O_EVENT_WINDOW:
+            if (yard_parse_u32(optarg, BENCH_EVENT_BATCH,
+                               BENCH_EVENT_MAX_WINDOW, &cfg->event_window))
+                return s_bad("--event-window", optarg);
             break;
         case O_MEM_TASKS:
             if (yard_parse_u32(optarg, 1, 2000000, &cfg->mem_tasks))
@@ -275,6 +298,10 @@ typedef struct {
     bool have_breaker;
     bench_result_t brk_on, brk_off; /*  breaker phase: the echo load   */
     bench_result_t brk_open;        /*  and rejections by an open one   */
+    bool have_events;
+    bench_events_result_t ev_yard[2], ev_proxy[2]; /*  1 and 4 subscribers */
+    double ev_round_yard[2][S_MAX_ROUNDS];         /*  events/s per round  */
+    double ev_round_proxy[2][S_MAX_ROUNDS];
     bool have_memory;
     bench_memory_t memory;
     bool have_callgrind;
@@ -331,6 +358,53 @@ static json_t *s_breaker_json(const s_report_t *rep)
                      s_ratio(open->tasks_per_s, on->tasks_per_s));
 }
 
+/*  Subscribers of the two event loads. */
+static const uint32_t s_ev_subs[2] = {1, 4};
+
+static double s_per_event(int64_t us, const bench_events_result_t *r)
+{
+    return r->cpu_events ? (double)us / (double)r->cpu_events : 0;
+}
+
+static json_t *s_ev_side_json(const bench_events_result_t *r)
+{
+    return json_pack("{s:f, s:f, s:I, s:I, s:f, s:I, s:I, s:I, s:{s:f, s:f}}",
+                     "events_per_s", r->events_per_s, "deliveries_per_s",
+                     r->deliveries_per_s, "p50_us", (json_int_t)r->p50_us,
+                     "p99_us", (json_int_t)r->p99_us, "published_per_s",
+                     r->published_per_s, "max_us", (json_int_t)r->max_us,
+                     "events", (json_int_t)r->events, "deliveries",
+                     (json_int_t)r->deliveries, "cpu_us_per_event", "clients",
+                     s_per_event(r->cpu_clients_us, r), "server",
+                     s_per_event(r->cpu_server_us, r));
+}
+
+/*  The "events" object: per subscriber count, both sides and the ratio
+    of events/s (yard / proxy), overall and per round. */
+static json_t *s_events_json(const s_report_t *rep)
+{
+    json_t *o = json_object();
+    for (int c = 0; c < 2; c++) {
+        const bench_events_result_t *y = &rep->ev_yard[c];
+        const bench_events_result_t *p = &rep->ev_proxy[c];
+        json_t *rounds = json_array();
+        for (uint32_t i = 0; i < rep->rounds; i++)
+            json_array_append_new(
+                rounds, json_real(s_ratio(rep->ev_round_yard[c][i],
+                                          rep->ev_round_proxy[c][i])));
+        char key[16];
+        snprintf(key, sizeof(key), "%u", s_ev_subs[c]);
+        json_object_set_new(
+            o, key,
+            json_pack("{s:o, s:o, s:f, s:f, s:o}", "yard", s_ev_side_json(y),
+                      "proxy", s_ev_side_json(p), "ratio",
+                      s_ratio(y->events_per_s, p->events_per_s), "ratio_p50",
+                      s_ratio((double)y->p50_us, (double)p->p50_us),
+                      "ratio_rounds", rounds));
+    }
+    return o;
+}
+
 static void s_print_cpu(const char *name, const bench_result_t *r)
 {
     int64_t total = r->cpu_clients_us + r->cpu_server_us + r->cpu_workers_us;
@@ -345,7 +419,7 @@ static int s_print_json(const bench_config_t *cfg, const s_report_t *rep)
     json_t *root = json_object();
     json_object_set_new(
         root, "config",
-        json_pack("{s:I, s:I, s:I, s:I, s:f, s:I, s:f, s:I, s:I, s:I}",
+        json_pack("{s:I, s:I, s:I, s:I, s:f, s:I, s:f, s:I, s:I, s:I, s:I}",
                   "clients", (json_int_t)cfg->clients, "window",
                   (json_int_t)cfg->window, "workers", (json_int_t)cfg->workers,
                   "payload", (json_int_t)cfg->payload, "duration_s",
@@ -354,7 +428,8 @@ static int s_print_json(const bench_config_t *cfg, const s_report_t *rep)
                   (json_int_t)(cfg->memory ? cfg->mem_tasks : 0),
                   "callgrind_tasks",
                   (json_int_t)(rep->have_callgrind ? cfg->callgrind_tasks : 0),
-                  "cpus", (json_int_t)rep->cpus));
+                  "cpus", (json_int_t)rep->cpus, "event_window",
+                  (json_int_t)(rep->have_events ? cfg->event_window : 0)));
     json_object_set_new(root, "yard", s_side_json(&rep->yard));
     json_object_set_new(root, "proxy", s_side_json(&rep->proxy));
     json_t *rounds = json_array();
@@ -376,6 +451,8 @@ static int s_print_json(const bench_config_t *cfg, const s_report_t *rep)
                   (json_int_t)rep->proxy_lat.p50_us, "p99_us",
                   (json_int_t)rep->proxy_lat.p99_us, "ratio_p50",
                   s_ratio(rep->yard_lat.p50_us, rep->proxy_lat.p50_us)));
+    json_object_set_new(root, "events",
+                        rep->have_events ? s_events_json(rep) : json_null());
     json_object_set_new(root, "breaker",
                         rep->have_breaker ? s_breaker_json(rep) : json_null());
     if (rep->have_memory)
@@ -445,6 +522,49 @@ static const char *s_verdict(bool ok)
     return ok ? "met" : "MISSED";
 }
 
+static void s_print_ev_row(const char *label, const char *name,
+                           const bench_events_result_t *r)
+{
+    printf("  %-8s%-12s%10.0f  %12.0f  %8llu  %8llu  %9.2f\n", label, name,
+           r->events_per_s, r->deliveries_per_s, (unsigned long long)r->p50_us,
+           (unsigned long long)r->p99_us, s_per_event(r->cpu_server_us, r));
+}
+
+static void s_print_events(const bench_config_t *cfg, const s_report_t *rep)
+{
+    printf("events (1 publisher, %d B payloads, at most %u in flight per "
+           "subscriber)\n",
+           BENCH_EVENT_PAYLOAD, cfg->event_window);
+    printf("                        events/s  deliveries/s    p50 us    p99 "
+           "us  server us\n");
+    for (int c = 0; c < 2; c++) {
+        const bench_events_result_t *y = &rep->ev_yard[c];
+        const bench_events_result_t *p = &rep->ev_proxy[c];
+        char label[16];
+        snprintf(label, sizeof(label), "%u sub%s", s_ev_subs[c],
+                 s_ev_subs[c] > 1 ? "s" : "");
+        s_print_ev_row(label, "yard", y);
+        s_print_ev_row("", "zmq proxy", p);
+        printf("  %-20s%9.2fx  %12s  %7.2fx  %7.2fx  %8.2fx\n", "yard / proxy",
+               s_ratio(y->events_per_s, p->events_per_s), "",
+               s_ratio((double)y->p50_us, (double)p->p50_us),
+               s_ratio((double)y->p99_us, (double)p->p99_us),
+               s_ratio(s_per_event(y->cpu_server_us, y),
+                       s_per_event(p->cpu_server_us, p)));
+        printf("  per round:          ");
+        for (uint32_t i = 0; i < rep->rounds; i++)
+            printf(" %.2fx", s_ratio(rep->ev_round_yard[c][i],
+                                     rep->ev_round_proxy[c][i]));
+        printf("\n");
+    }
+    printf("  (events/s: events every subscriber took; Yard: %d events per "
+           "PUBLISH;\n   proxy: zmq_proxy(XSUB, XPUB), one [topic][payload] "
+           "message per event;\n   every subscriber took every event, in "
+           "order; latency: send stamp to\n   the subscriber's decode; "
+           "server us: broker / proxy CPU per event)\n\n",
+           BENCH_EVENT_BATCH);
+}
+
 static void s_print_text(const bench_config_t *cfg, const s_report_t *rep)
 {
     const bench_result_t *y = &rep->yard, *p = &rep->proxy;
@@ -483,6 +603,10 @@ static void s_print_text(const bench_config_t *cfg, const s_report_t *rep)
            (unsigned long long)rep->proxy_lat.p99_us);
     printf("  yard / proxy                  %7.2fx %8.2fx\n\n", rl,
            s_ratio(rep->yard_lat.p99_us, rep->proxy_lat.p99_us));
+    if (rep->have_events)
+        s_print_events(cfg, rep);
+    else
+        printf("events: skipped\n\n");
     if (rep->have_breaker)
         s_print_breaker(rep);
     else
@@ -512,6 +636,16 @@ static void s_print_text(const bench_config_t *cfg, const s_report_t *rep)
            "1x1 p50 <= %.1fx proxy: %s (%.2fx)\n",
            S_THROUGHPUT_TARGET, s_verdict(rt >= S_THROUGHPUT_TARGET), rt,
            S_LATENCY_TARGET, s_verdict(rl <= S_LATENCY_TARGET), rl);
+    if (rep->have_events) {
+        double e1 = s_ratio(rep->ev_yard[0].events_per_s,
+                            rep->ev_proxy[0].events_per_s);
+        double e4 = s_ratio(rep->ev_yard[1].events_per_s,
+                            rep->ev_proxy[1].events_per_s);
+        printf("         events >= %.1fx proxy: 1 sub: %s (%.2fx); 4 subs: %s "
+               "(%.2fx)\n",
+               S_EVENTS_TARGET, s_verdict(e1 >= S_EVENTS_TARGET), e1,
+               s_verdict(e4 >= S_EVENTS_TARGET), e4);
+    }
 }
 
 /*  Hard bound on the whole run: generous per phase; a run that passes it
@@ -521,6 +655,8 @@ static unsigned s_budget(const bench_config_t *cfg, bool callgrind)
     /*  Per load: warm-up, slack, and the drain bound, for every slice. */
     double per_slice = BENCH_WARMUP_US / 1e6 + BENCH_DRAIN_MS / 1e3 + 2;
     double s = 60 + 4 * (cfg->duration_s + cfg->rounds * per_slice);
+    if (cfg->events) /*  two loads, two sides each, and a broker */
+        s += 30 + 4 * (cfg->duration_s + cfg->rounds * per_slice);
     if (cfg->breaker) /*  three sides, and three brokers to start */
         s += 30 + 3 * (cfg->duration_s + cfg->rounds * per_slice);
     if (cfg->memory)
@@ -569,6 +705,48 @@ static int s_phase(const bench_config_t *cfg, const bench_load_t *load,
         }
     }
     return 0;
+}
+
+/*  The event phase, with a broker of its own (fresh, no workers): one
+    publisher to 1 and then to 4 subscribers, Yard and the XSUB/XPUB
+    proxy taking turns in R rounds, who goes first alternating. */
+static int s_events_phase(const bench_config_t *cfg, const bench_xproxy_t *xp,
+                          s_report_t *rep)
+{
+    bench_yard_t y;
+    memset(&y, 0, sizeof(y));
+    bench_broker_opts_t o = {0, -1, NULL, NULL, S_READY_MS, NULL};
+    int rc = -1;
+    if (bench_yard_start_broker(&y, &o) != 0)
+        goto stop;
+    for (int c = 0; c < 2; c++) {
+        bench_events_load_t load = {
+            s_ev_subs[c], cfg->event_window, BENCH_WARMUP_US,
+            (int64_t)(cfg->duration_s * 1e6) / cfg->rounds};
+        bench_note("events: 1 publisher -> %u subscriber(s)", s_ev_subs[c]);
+        for (uint32_t i = 0; i < cfg->rounds; i++) {
+            for (uint32_t k = 0; k < 2; k++) {
+                bool yard = (i + k) % 2 == 0;
+                bench_events_result_t *r =
+                    yard ? &rep->ev_yard[c] : &rep->ev_proxy[c];
+                uint64_t before = r->events;
+                double secs = r->seconds;
+                if ((yard ? bench_events_yard(&y, &load, r)
+                          : bench_events_proxy(xp, &load, r)) != 0)
+                    goto stop;
+                double eps = r->seconds > secs ? (double)(r->events - before) /
+                                                     (r->seconds - secs)
+                                               : 0;
+                (yard ? rep->ev_round_yard : rep->ev_round_proxy)[c][i] = eps;
+                bench_note("  round %u %s: %.0f events/s", i + 1,
+                           yard ? "yard" : "proxy", eps);
+            }
+        }
+    }
+    rc = 0;
+stop:
+    bench_yard_stop(&y, 10000);
+    return rc;
 }
 
 /*  The breaker phase, with brokers of its own, all fresh so none carries
@@ -629,6 +807,8 @@ int main(int argc, char **argv)
         .mem_tasks = 1000000,
         .memory = true,
         .breaker = true,
+        .events = true,
+        .event_window = BENCH_EVENT_WINDOW,
         .callgrind = -1,
         .callgrind_tasks = 20000,
     };
@@ -669,11 +849,17 @@ int main(int argc, char **argv)
     bench_result_init(&rep->brk_on);
     bench_result_init(&rep->brk_off);
     bench_result_init(&rep->brk_open);
+    for (int c = 0; c < 2; c++) {
+        bench_events_result_init(&rep->ev_yard[c]);
+        bench_events_result_init(&rep->ev_proxy[c]);
+    }
     rep->rounds = cfg.rounds;
     rep->cpus = sysconf(_SC_NPROCESSORS_ONLN);
     bench_proxy_t proxy;
+    bench_xproxy_t xproxy;
     bench_yard_t yard;
     memset(&proxy, 0, sizeof(proxy));
+    memset(&xproxy, 0, sizeof(xproxy));
     memset(&yard, 0, sizeof(yard));
     bench_broker_opts_t bo = {0, -1, NULL, NULL, S_READY_MS, NULL};
     bench_load_t load = {cfg.clients,
@@ -688,6 +874,9 @@ int main(int argc, char **argv)
     one.window = 1;
     int rc = 1;
 
+    /*  Both forked proxies before any ZeroMQ context of ours. */
+    if (cfg.events && bench_xproxy_start(&xproxy, S_READY_MS) != 0)
+        goto fail;
     if (bench_proxy_start(&proxy, cfg.workers, S_READY_MS) != 0)
         goto fail;
     if (bench_yard_start_broker(&yard, &bo) != 0 ||
@@ -711,6 +900,15 @@ int main(int argc, char **argv)
         goto fail;
     bench_proxy_stop(&proxy, 2000);
     bench_yard_stop(&yard, 10000);
+
+    if (cfg.events) {
+        bench_note("events: 1 publisher, %u in flight per subscriber",
+                   cfg.event_window);
+        if (s_events_phase(&cfg, &xproxy, rep) != 0)
+            goto fail;
+        rep->have_events = true;
+    }
+    bench_xproxy_stop(&xproxy, 2000);
 
     if (cfg.breaker) {
         bench_note("breaker: on / off / open, %u x %u", cfg.clients,

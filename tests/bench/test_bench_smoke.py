@@ -1,8 +1,8 @@
 """yard-bench runs end to end and its --json is what scripts rely on.
 
 A short run (1 s per side, small memory and callgrind phases, the breaker
-phase included): this checks the benchmark works, not how fast anything
-is; figures come from make bench.
+and event phases included): this checks the benchmark works, not how fast
+anything is; figures come from make bench.
 """
 import json
 import os
@@ -28,6 +28,19 @@ def test_bench_json_short_run():
         assert 0 < s["p50_us"] <= s["p99_us"]
     assert report["ratio"]["throughput"] > 0
     assert report["latency"]["ratio_p50"] > 0
+    # The event bus: 1 publisher to 1 and to 4 subscribers, both sides
+    # lossless (the bench fails the run otherwise).
+    assert report["config"]["event_window"] > 0
+    events = report["events"]
+    assert set(events) == {"1", "4"}
+    for subs, ev in events.items():
+        for side in ("yard", "proxy"):
+            s = ev[side]
+            assert s["events_per_s"] > 0
+            assert s["deliveries_per_s"] >= s["events_per_s"] * int(subs)
+            assert 0 < s["p50_us"] <= s["p99_us"]
+        assert ev["ratio"] > 0
+        assert len(ev["ratio_rounds"]) == 1
     brk = report["breaker"]
     for side in ("on", "off"):
         s = brk[side]
@@ -51,3 +64,8 @@ def test_bench_rejects_bad_flag():
                          capture_output=True, timeout=30, text=True)
     assert out.returncode == 2
     assert "window" in out.stderr
+    # The event window must hold at least one batch of 256 events.
+    out = subprocess.run([os.path.join(BIN, "yard-bench"), "--event-window",
+                          "255"], capture_output=True, timeout=30, text=True)
+    assert out.returncode == 2
+    assert "event-window" in out.stderr
