@@ -210,7 +210,7 @@ static void s_on_publish(fake_t *f, yard_wire_msg_t *m)
         snprintf(f->pub_trace, sizeof(f->pub_trace), "%.*s",
                  (int)ev.trace_id.len, (const char *)ev.trace_id.ptr);
         f->pub_payload_len = ev.payload.len;
-        if (ev.payload.len <= sizeof(f->pub_payload))
+        if (ev.payload.len && ev.payload.len <= sizeof(f->pub_payload))
             memcpy(f->pub_payload, ev.payload.ptr, ev.payload.len);
         f->pub_meta = 0;
         f->pub_meta_kv[0] = '\0';
