@@ -244,6 +244,8 @@ struct broker {
     msgpack_sbuffer evbuf;     /*  one event, encoded for fan-out            */
     msgpack_sbuffer evpayload; /*  payload of an event the broker emits      */
     msgpack_sbuffer ackbuf;    /*  PUBLISH_ACK bodies                        */
+    msgpack_sbuffer retained;  /*  system.startup, encoded, for new
+                                   subscribers (PROTOCOL.md 8.7)          */
     bool draining;             /*  SIGTERM received                           */
     int64_t drain_deadline_us; /*  when draining ends                       */
     bool stop;                 /*  leave the loop                             */

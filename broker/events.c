@@ -37,7 +37,8 @@
 #define S_BATCH_EVENTS 128         /*  events per PUBLISH to a subscriber */
 #define S_BATCH_BYTES (64 * 1024)  /*  bytes per PUBLISH before sending   */
 #define S_OUTBOX_KEEP (256 * 1024) /*  shrink an outbox above this        */
-#define S_OTHER_TYPE "(other)"     /*  types beyond BROKER_MAX_EVENT_TYPES */
+#define S_RETAINED_TYPE "system.startup" /*  kept for new subscribers */
+#define S_OTHER_TYPE "(other)" /*  types beyond BROKER_MAX_EVENT_TYPES */
 
 struct broker_sub {
     uint8_t identity[255]; /*  routing id on the events endpoint        */
@@ -47,6 +48,7 @@ struct broker_sub {
     uint8_t plen[YARD_MAX_TYPES];
     size_t nprefixes;
     bool all;               /*  no prefix, or an empty one: everything */
+    bool got_retained;      /*  the retained event was queued for it   */
     uint64_t sn;            /*  last delivery number given             */
     msgpack_sbuffer outbox; /*  stamped event bodies waiting            */
     size_t out_count;       /*  how many                                */
@@ -254,6 +256,33 @@ void events_flush_all(broker_t *self, int64_t now)
     }
 }
 
+/*  Queues one encoded event (without sn) for a subscriber, stamped with
+    its next sn; sends the batch when it is full. false if the subscriber
+    was removed (unreachable). */
+static bool s_deliver(broker_t *self, broker_sub_t *sub, const char *body,
+                      size_t len, broker_evtype_t *t, int64_t now)
+{
+    if (yard_event_stamp_sn(&sub->outbox, body, len, sub->sn + 1) != 0) {
+        sub->sn++; //  the gap tells the subscriber
+        sub->dropped++;
+        self->ev_total.dropped++;
+        if (t)
+            t->c.dropped++;
+        return true;
+    }
+    sub->sn++;
+    sub->out_types[sub->out_count] = t;
+    sub->out_ends[sub->out_count++] = sub->outbox.size;
+    if (!sub->dirty) {
+        sub->dirty = true;
+        sub->next_dirty = self->dirty_subs;
+        self->dirty_subs = sub;
+    }
+    if (sub->out_count == S_BATCH_EVENTS || sub->outbox.size >= S_BATCH_BYTES)
+        return s_sub_flush(self, sub, now); //  full: send now
+    return true;
+}
+
 /*  Fans one event out: encoded once (without sn), stamped per subscriber.
     ev->ts_us and ev->source must be final. */
 static void s_fan_out(broker_t *self, const yard_event_t *ev, int64_t now)
@@ -277,31 +306,9 @@ static void s_fan_out(broker_t *self, const yard_event_t *ev, int64_t now)
     }
     for (size_t i = 0; i < self->nsubs; i++) {
         broker_sub_t *sub = self->sub_list[i];
-        if (!s_matches(sub, ev->type.ptr, ev->type.len))
-            continue;
-        if (yard_event_stamp_sn(&sub->outbox, buf->data, buf->size,
-                                sub->sn + 1) != 0) {
-            sub->sn++; //  the gap tells the subscriber
-            sub->dropped++;
-            self->ev_total.dropped++;
-            if (t)
-                t->c.dropped++;
-            continue;
-        }
-        sub->sn++;
-        sub->out_types[sub->out_count] = t;
-        sub->out_ends[sub->out_count++] = sub->outbox.size;
-        if (!sub->dirty) {
-            sub->dirty = true;
-            sub->next_dirty = self->dirty_subs;
-            self->dirty_subs = sub;
-        }
-        if (sub->out_count == S_BATCH_EVENTS ||
-            sub->outbox.size >= S_BATCH_BYTES) {
-            //  Full batch: send now (it stays on the flush list, empty).
-            if (!s_sub_flush(self, sub, now))
-                i--; //  removed: the last one moved into slot i
-        }
+        if (s_matches(sub, ev->type.ptr, ev->type.len) &&
+            !s_deliver(self, sub, buf->data, buf->size, t, now))
+            i--; //  removed: the last one moved into slot i
     }
 }
 
@@ -341,6 +348,12 @@ void broker_emit(broker_t *self, const char *type,
     ev.payload.ptr = (const uint8_t *)pb->data;
     ev.payload.len = (uint32_t)pb->size;
     self->events++;
+    if (strcmp(type, S_RETAINED_TYPE) == 0) {
+        //  Retained: every new subscriber that wants it gets it first.
+        self->retained.size = 0;
+        if (yard_encode_event(&self->retained, YARD_ROLE_BROKER, &ev) != 0)
+            self->retained.size = 0;
+    }
     yard_debug("event %s", type);
     s_fan_out(self, &ev, yard_clock_us());
 }
@@ -507,6 +520,16 @@ static void s_subscribe(broker_t *self, yard_wire_msg_t *msg, int64_t now)
     //  The acknowledgement: events published after this reach it.
     s_send(self, sub, YARD_CMD_HEARTBEAT, NULL, 0);
     sub->last_sent_us = now;
+    //  Then the retained system.startup, once, if it wants it: it tells
+    //  when (and which process) the broker started, so a subscriber sees
+    //  a restart even though it could not subscribe before it.
+    static const char rt[] = S_RETAINED_TYPE;
+    if (!sub->got_retained && self->retained.size &&
+        s_matches(sub, (const uint8_t *)rt, sizeof(rt) - 1)) {
+        sub->got_retained = true;
+        s_deliver(self, sub, self->retained.data, self->retained.size,
+                  s_type(self, (const uint8_t *)rt, sizeof(rt) - 1), now);
+    }
 }
 
 void events_handle(broker_t *self, yard_wire_msg_t *msg, int64_t now)
@@ -603,6 +626,7 @@ void events_destroy(broker_t *self)
     msgpack_sbuffer_destroy(&self->evbuf);
     msgpack_sbuffer_destroy(&self->evpayload);
     msgpack_sbuffer_destroy(&self->ackbuf);
+    msgpack_sbuffer_destroy(&self->retained);
 }
 
 int events_init(broker_t *self)
@@ -610,6 +634,7 @@ int events_init(broker_t *self)
     msgpack_sbuffer_init(&self->evbuf);
     msgpack_sbuffer_init(&self->evpayload);
     msgpack_sbuffer_init(&self->ackbuf);
+    msgpack_sbuffer_init(&self->retained);
     self->subs = yard_map_new(64);
     self->ev_types = yard_map_new(64);
     return self->subs && self->ev_types ? 0 : -1;

@@ -37,7 +37,10 @@ def wall_us():
 class Sub:
     """A raw subscriber: a DEALER on the broker's events endpoint with its
     own routing id. PUBLISH bodies received are kept in .events (in arrival
-    order); every other message is kept in .msgs."""
+    order), except the broker's retained system.startup, which a new
+    subscriber that wants it gets first (PROTOCOL.md 8.7): it goes to
+    .retained, and .sn_base is its sn (so the others start at sn_base + 1).
+    Every other message is kept in .msgs."""
 
     def __init__(self, yard, broker, types=(), subscribe=True, rcvhwm=0,
                  rcvbuf=None, routing_id=None):
@@ -56,6 +59,8 @@ class Sub:
         self.poller = zmq.Poller()
         self.poller.register(s, zmq.POLLIN)
         self.events = []
+        self.retained = []
+        self.sn_base = 0
         self.publish_msgs = 0
         self.batch_sizes = []  # bodies per PUBLISH message received
         self.repeated_keys = []  # bodies with a key written twice
@@ -88,7 +93,13 @@ class Sub:
         if m.cmd == PUBLISH and m.valid_header:
             self.publish_msgs += 1
             self.batch_sizes.append(len(m.bodies))
-            self.events.extend(m.bodies)
+            for body in m.bodies:
+                if (isinstance(body, dict) and body.get("type") == "system.startup"
+                        and body.get("source") == "yard-broker"):
+                    self.retained.append(body)
+                    self.sn_base = body["sn"]
+                else:
+                    self.events.append(body)
             for f in frames[1:]:
                 pairs = msgpack.unpackb(f, raw=False, object_pairs_hook=list)
                 if len({k for k, _ in pairs}) != len(pairs):
@@ -279,7 +290,10 @@ def test_subscription_forms_and_forwarding(yard):
         assert not extra, "%s got events it did not subscribe to: %r" % (name, extra)
         assert len(got) == len(want), (name, [g["type"] for g in got],
                                        [w["type"] for w in want])
-        check_sn(got)
+        check_sn(got, s.sn_base + 1)
+        # The retained system.startup came first, to those that want it.
+        assert len(s.retained) == (1 if matches(types, "system.startup") else 0), \
+            (name, s.retained)
         for g, w in zip(got, want):
             assert list(g) == [k for k in EVENT_KEYS if k in g], (
                 "%s: keys not in canonical order (sn last): %r" % (name, list(g)))
@@ -325,7 +339,7 @@ def test_subscription_forms_and_forwarding(yard):
     one.quiet(0.3)
     new = one.events[n_before:]
     assert [e["type"] for e in new] == ["user.late"], new
-    assert new[0]["sn"] == n_before + 1, new
+    assert new[0]["sn"] == one.sn_base + n_before + 1, new
     st = b.stats()
     assert sub_entry(st, one)["types"] == ["user."]
     assert st["events"]["subscribers"] == len(subs), "re-SUBSCRIBE added a subscriber"
@@ -410,7 +424,7 @@ def test_publish_confirmed(yard):
     s.wait_event(lambda e: e["type"] == "conf.after", 5)
     types = [e["type"] for e in s.events]
     assert "conf.ok" in types and "conf.noseq" not in types and "conf.seq0" not in types
-    check_sn(s.events)
+    check_sn(s.events, s.sn_base + 1)
     st = b.stats()["events"]
     assert st["invalid"] == 4, st  # conf bad, "", noseq, seq0
 
@@ -511,7 +525,7 @@ def test_malformed_publish_is_refused(yard):
     assert ev is not None
     assert [e["type"] for e in good.events] == ["good.exact", "good.after"], \
         [e["type"] for e in good.events]
-    check_sn(good.events)
+    check_sn(good.events, good.sn_base + 1)
     assert len(good.events[0]["payload"]) == MAX_EVENT_PAYLOAD - 5
     r = c.call("echo", b"alive", timeout=10)
     assert r is not None and r["status"] == "ok", r
@@ -828,7 +842,11 @@ def test_lifecycle_events(yard):
     assert b.proc.wait(10) == 0
 
     evs = s.events
-    check_sn(evs)
+    check_sn(evs, s.sn_base + 1)
+    # A subscriber of everything got the retained system.startup first.
+    assert len(s.retained) == 1 and s.retained[0]["sn"] == 1, s.retained
+    up = s.retained[0]["payload"]
+    assert up["pid"] == b.proc.pid and up["endpoint"] == b.endpoint, up
     for e in evs:
         assert e["source"] == "yard-broker", e
         assert isinstance(e["payload"], dict), e
@@ -1016,6 +1034,19 @@ def test_event_metrics(yard):
     st0 = b.stats()["events"]
     assert st0["types"]["system.startup"] == {"published": 1, "delivered": 0,
                                              "dropped": 0}, st0
+    # Retained: a new subscriber that wants it gets it (counted delivered).
+    first = Sub(yard, b, ["system."])
+    deadline = time.monotonic() + 5
+    while not first.retained and time.monotonic() < deadline:
+        first.recv(0.1)
+    assert [e["type"] for e in first.retained] == ["system.startup"], first.retained
+    assert first.retained[0]["sn"] == 1
+    first.send(yw.DISCONNECT)
+    deadline = time.monotonic() + 5
+    while b.stats()["events"]["subscribers"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    st0 = b.stats()["events"]
+    assert st0["types"]["system.startup"]["delivered"] == 1, st0
     for k in ("published", "delivered", "dropped", "invalid", "subscribers",
               "max_subscribers", "refused", "task_events", "types",
               "subscriber_list"):
@@ -1038,7 +1069,8 @@ def test_event_metrics(yard):
 
     st = b.stats()["events"]
     assert st["published"] - st0["published"] == 7, st
-    assert st["delivered"] - st0["delivered"] == 4 + 6 + 7, st
+    # + 1: `everything` also got the retained system.startup
+    assert st["delivered"] - st0["delivered"] == 4 + 6 + 7 + 1, st
     assert st["dropped"] == 0 and st["invalid"] == 2, st
     assert st["subscribers"] == 4 and st["refused"] == 0, st
     t = st["types"]
@@ -1051,11 +1083,12 @@ def test_event_metrics(yard):
         (4, 4, ["m.a"], False), ent[a]
     assert (ent[mm]["delivered"], ent[mm]["sn"]) == (6, 6), ent[mm]
     assert (ent[none]["delivered"], ent[none]["sn"], ent[none]["dropped"]) == (0, 0, 0)
-    assert (ent[everything]["delivered"], ent[everything]["all"]) == (7, True)
+    assert (ent[everything]["delivered"], ent[everything]["all"]) == (8, True)
     for e in ent.values():
         assert e["dropped"] == 0 and isinstance(e["age_ms"], int) and e["age_ms"] >= 0, e
     total = sum(e["delivered"] for e in st["subscriber_list"])
-    assert total == st["delivered"], st
+    # + 1: the retained event delivered to `first`, which has left
+    assert total + 1 == st["delivered"], st
 
 
 # ---- 9. subscriber liveness ------------------------------------------------

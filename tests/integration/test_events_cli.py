@@ -158,10 +158,23 @@ def test_publish_refused_by_broker_exits_1():
     assert seen[0]["payload"] == "y"
 
 
+def test_subscribe_all_gets_the_retained_startup(yard):
+    """A subscriber of everything gets the broker's retained system.startup
+    first (PROTOCOL.md 8.7), then nothing: the idle timeout ends it."""
+    b = yard.broker()
+    p = yard.cli(b, ["subscribe", "--timeout", "500"], timeout=15)
+    assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
+    lines = p.stdout.decode().splitlines()
+    assert len(lines) == 1, lines
+    ev = json.loads(lines[0])
+    assert ev["type"] == "system.startup" and ev["sn"] == 1, ev
+    assert ev["source"] == "yard-broker" and ev["payload"]["endpoint"] == b.endpoint
+
+
 def test_subscribe_idle_timeout(yard):
     b = yard.broker()
     t0 = time.monotonic()
-    p = yard.cli(b, ["subscribe", "--timeout", "500"], timeout=15)
+    p = yard.cli(b, ["subscribe", "--timeout", "500", "nothing."], timeout=15)
     took = time.monotonic() - t0
     assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
     assert p.stdout == b""
