@@ -224,6 +224,24 @@ static void s_handle_result(broker_t *self, broker_worker_t *w,
         broker_answer(self, task, YARD_OK, result->payload.ptr,
                       result->payload.len, NULL, 0, run_us);
         return;
+    case YARD_INVALID: {
+        //  The worker says the request itself is bad: the client's
+        //  mistake, not the service's. No retry, and the breaker does not
+        //  count it (PROTOCOL.md 5.3, 8.6).
+        breaker_record(self, task, YARD_BREAKER_NEUTRAL, run_us, now);
+        service->counters.failed++;
+        const char *err = result->error.len ? (const char *)result->error.ptr
+                                            : "invalid request";
+        size_t err_len = result->error.len ? result->error.len : strlen(err);
+        broker_event_field_t f[] = {
+            {.key = "attempts", .kind = EV_UINT, .u = task->attempts},
+            {.key = "error", .kind = EV_BYTES, .s = err, .n = err_len},
+        };
+        broker_emit_task(self, "task.failed", task, f, 2);
+        broker_answer(self, task, YARD_INVALID, result->payload.ptr,
+                      result->payload.len, err, err_len, run_us);
+        return;
+    }
     default: {
         //  "cancelled" that the broker did not ask for (an asked-for one
         //  finds the task orphaned above) counts as a failure too.

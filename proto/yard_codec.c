@@ -933,10 +933,10 @@ int yard_encode_result(msgpack_sbuffer *buf, yard_role_t role,
     if (!result)
         return YARD_E_ARG;
     if (role == YARD_ROLE_WORKER) {
-        /*  A worker reports what its handler did; the other statuses are
-            the broker's to give. */
+        /*  A worker reports what its handler did (invalid: the request
+            itself was bad); the other statuses are the broker's to give. */
         if (result->status != YARD_OK && result->status != YARD_ERROR &&
-            result->status != YARD_CANCELLED)
+            result->status != YARD_CANCELLED && result->status != YARD_INVALID)
             return YARD_E_ARG;
         return s_encode(buf, &s_result_msg, S_WORKER, result);
     }

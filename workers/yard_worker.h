@@ -192,6 +192,12 @@ int yard_worker_publish(yard_worker_t *self, const char *type,
 int yard_job_publish(yard_job_t *job, const char *type, const void *payload,
                      size_t len);
 
+/*  Answers "invalid": the request itself is bad (unparsable, out of
+    range), so retrying or counting it against the service's circuit
+    breaker would be wrong. printf-style reason, as yard_job_fail. */
+int yard_job_reject(yard_job_t *job, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 int yard_job_fail(yard_job_t *job, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

@@ -596,19 +596,37 @@ int yard_job_reply(yard_job_t *job, const void *data, size_t len)
     return job->status == YARD_OK ? 0 : YARD_E_TOO_LARGE;
 }
 
-int yard_job_fail(yard_job_t *job, const char *fmt, ...)
+/*  Formats a handler's reason (trimmed at a UTF-8 boundary) and answers
+    with status. */
+static int s_answer_text(yard_job_t *job, yard_status_t status,
+                         const char *fallback, const char *fmt, va_list ap)
 {
     if (job->answered)
         return YARD_E_ARG;
     char text[YARD_MAX_ERROR + 1];
-    va_list ap;
-    va_start(ap, fmt);
     int n = fmt ? vsnprintf(text, sizeof text, fmt, ap) : -1;
-    va_end(ap);
     if (n < 0)
-        snprintf(text, sizeof text, "handler failed");
+        snprintf(text, sizeof text, "%s", fallback);
     else if ((size_t)n >= sizeof text)
         s_utf8_trim(text, sizeof text - 1);
-    yard_worker_job_answer(job, YARD_ERROR, NULL, 0, text);
+    yard_worker_job_answer(job, status, NULL, 0, text);
     return 0;
+}
+
+int yard_job_fail(yard_job_t *job, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = s_answer_text(job, YARD_ERROR, "handler failed", fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int yard_job_reject(yard_job_t *job, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = s_answer_text(job, YARD_INVALID, "invalid request", fmt, ap);
+    va_end(ap);
+    return rc;
 }

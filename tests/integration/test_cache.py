@@ -673,11 +673,11 @@ def test_coherence_without_redis(yard):
 
 
 def test_bad_requests(yard):
-    # bad_request answers are task errors, which the broker's circuit
-    # breaker counts as failures: 5 in a row would open it for every
-    # client of yard.cache. Counting only timeouts and lost workers (the
-    # setting PROTOCOL.md 10a recommends) keeps it closed.
-    b = yard.broker("--breaker", "yard.cache.count=timeout,lost")
+    # bad_request answers are "invalid": the client's mistake, which the
+    # broker's circuit breaker does not count. With the default breaker
+    # settings (5 failures open it), 24 bad requests in a row leave it
+    # closed for everyone.
+    b = yard.broker()
     start_cache(yard, b, None, ["--no-l2"])
     c = yard.client(b)
     wait_ready(c, 1, 1, l2=False)
@@ -709,11 +709,13 @@ def test_bad_requests(yard):
     ]
     for payload, text in bad:
         r = call_raw(c, payload)
-        assert r["status"] == "error", (payload, r)
+        assert r["status"] == "invalid", (payload, r)
         assert r["error"].startswith("bad_request: "), r
         assert text in r["error"], (text, r["error"])
     st = call(c, {"op": "stats"})
     assert st["bad_requests"] == len(bad)
+    brk = b.stats()["services"]["yard.cache"]["breaker"]
+    assert brk["state"] == "closed" and brk["failed"] == 0, brk
     # Unknown keys are ignored; the cache still works.
     assert call(c, {"op": "set", "key": "k", "value": "v", "extra": [1, 2]}) == {"stored": True}
 

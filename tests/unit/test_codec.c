@@ -1316,6 +1316,10 @@ static void test_encode_refusals(void **state)
     REFUSE(yard_encode_result(&sb, YARD_ROLE_CLIENT, &r), YARD_E_ARG);
     r.status = YARD_TIMEOUT; /*  not a worker's to give */
     REFUSE(yard_encode_result(&sb, YARD_ROLE_WORKER, &r), YARD_E_ARG);
+    r.status = YARD_INVALID; /*  a worker may call the request bad */
+    assert_int_equal(yard_encode_result(&sb, YARD_ROLE_WORKER, &r), 0);
+    sb.size = 4;
+    r.status = YARD_TIMEOUT;
     assert_int_equal(yard_encode_result(&sb, YARD_ROLE_BROKER, &r), 0);
     sb.size = 4;
     r.status = YARD_STATUS_COUNT;

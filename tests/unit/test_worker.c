@@ -35,6 +35,7 @@ typedef enum {
     T_SLEEP,     /*  sleep sleep_ms, then echo */
     T_BLOCK,     /*  wait for cancel (return without reply) or release */
     T_FAIL,      /*  yard_job_fail("boom %d", 42) */
+    T_REJECT,    /*  yard_job_reject("bad %s", "input") */
     T_NO_RESULT, /*  return without answering */
     T_INFO,      /*  reply with what the job accessors say */
     T_TOO_BIG,   /*  reply with one byte over YARD_MAX_PAYLOAD */
@@ -90,6 +91,12 @@ static void t_handler(yard_job_t *job, void *arg)
     }
     case T_FAIL:
         yard_job_fail(job, "boom %d", 42);
+        break;
+    case T_REJECT:
+        yard_job_reject(job, "bad %s", "input");
+        /*  One answer only. */
+        if (yard_job_reply(job, "x", 1) != YARD_E_ARG)
+            yard_job_fail(job, "WRONG");
         break;
     case T_NO_RESULT:
         break;
@@ -1039,6 +1046,26 @@ static void test_bad_input(void **state)
     t_env_destroy(env);
 }
 
+/*  A handler that rejects the request answers "invalid" with its reason. */
+static void test_reject(void **state)
+{
+    (void)state;
+    t_env_t *env = t_env_new();
+    env->ctx.mode = T_REJECT;
+    t_env_start(env);
+    fb_send_tasks(&env->fb, 1, 2, NULL);
+    fb_collect(&env->fb, 2, T_WAIT_MS);
+    for (uint64_t job = 1; job <= 2; job++) {
+        const t_result_t *r = fb_result(&env->fb, job);
+        assert_int_equal(r->status, YARD_INVALID);
+        assert_string_equal(r->error, "bad input");
+    }
+    yard_worker_stats_t st;
+    yard_worker_stats(env->worker, &st);
+    assert_int_equal(st.failed, 2);
+    t_env_destroy(env);
+}
+
 /*  Handlers publish events: they leave as PUBLISH messages from the
     worker's socket, with the worker's name as source. */
 static void test_publish(void **state)
@@ -1145,6 +1172,7 @@ int main(void)
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_large_result),
         cmocka_unit_test(test_publish),
+        cmocka_unit_test(test_reject),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

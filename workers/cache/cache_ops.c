@@ -402,7 +402,7 @@ void yard_cache_handle(yard_job_t *job, void *arg)
     if (yard_cache_request_parse(payload.ptr, payload.len, false, req, why,
                                  sizeof why) != 0) {
         atomic_fetch_add(&self->bad_requests, 1);
-        yard_job_fail(job, "bad_request: %s", why);
+        yard_job_reject(job, "bad_request: %s", why);
         free(req);
         return;
     }
