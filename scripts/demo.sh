@@ -1,7 +1,8 @@
 #!/bin/bash
-# make demo: a broker and two workers on loopback, a workload showing a
-# success, a batch, a timeout, a retry after a worker is killed with -9,
-# then the broker's metrics. Stops everything it started, by PID.
+# make demo: a broker, an event subscriber and two workers on loopback, a
+# workload showing a success, a batch, a timeout, a retry after a worker is
+# killed with -9, the events it caused, then the broker's metrics. Stops
+# everything it started, by PID.
 set -u
 BIN=${1:-build/bin}
 BIN=$(cd "$BIN" && pwd)
@@ -42,6 +43,14 @@ for _ in $(seq 100); do
 done
 "$BIN/yard" stats --json >/dev/null || { echo "broker did not come up"; cat "$WORK/broker.log"; exit 1; }
 
+say "subscribing to worker.* and task.timeout events (yard subscribe, in the background)"
+"$BIN/yard" subscribe --timeout 60000 worker. task.timeout >"$WORK/events.jsonl" 2>/dev/null &
+PIDS+=($!)
+for _ in $(seq 100); do
+    stats_has 's["events"]["subscribers"] == 1' && break
+    sleep 0.1
+done
+
 say "starting two workers of service 'work' (handler sleep, capacity 2 each)"
 "$BIN/yard-worker" --service work --handler sleep --capacity 2 --name worker-a 2>"$WORK/worker-a.log" &
 WA=$!; PIDS+=($WA)
@@ -73,6 +82,9 @@ done
 wait "$BATCH"; echo "batch exit status $?"
 cat "$WORK/batch.out"
 echo "(attempts 2 = ran again on worker-b after worker-a was lost)"
+
+say "events seen by the subscriber"
+cut -c1-160 "$WORK/events.jsonl"
 
 say "metrics: yard stats"
 "$BIN/yard" stats
