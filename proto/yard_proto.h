@@ -394,6 +394,42 @@ int yard_event_stamp_sn(msgpack_sbuffer *out, const void *body, size_t len,
 /*  Convenience: a yard_bytes_t over a C string (NULL gives an empty view). */
 yard_bytes_t yard_bytes_str(const char *s);
 
+/* ---- Response cache key (PROTOCOL.md 10b) ------------------------------ */
+
+#define YARD_CACHE_KEY_BYTES 32 /*  SHA-256                              */
+#define YARD_CACHE_MAX_NAMES 32 /*  names in key / exclude / headers     */
+#define YARD_CACHE_MAX_TAGS 16  /*  tags of a cached result              */
+
+/*  A SUBMIT's `cache` policy. Views point into the SUBMIT body. */
+typedef struct {
+    uint32_t ttl_ms; /*  0: the cache's default                        */
+    yard_bytes_t tags[YARD_CACHE_MAX_NAMES];
+    uint8_t ntags;
+    bool has_key; /*  `key` given: only these payload fields count  */
+    yard_bytes_t key[YARD_CACHE_MAX_NAMES];
+    uint8_t nkey;
+    yard_bytes_t exclude[YARD_CACHE_MAX_NAMES]; /*  fields left out      */
+    uint8_t nexclude;
+    yard_bytes_t headers[YARD_CACHE_MAX_NAMES]; /*  headers that count   */
+    uint8_t nheaders;
+} yard_cache_policy_t;
+
+/*  Parses the raw `cache` map of a SUBMIT. YARD_E_NOTFOUND when there is
+    none (the task is not cached); a decoder error for a bad policy. */
+int yard_cache_policy_parse(const yard_bytes_t *raw, yard_cache_policy_t *out);
+
+/*  The cache key of a task: SHA-256 over the canonical msgpack array
+    [service, P, H] of PROTOCOL.md 10b. YARD_E_TYPE when the policy names
+    payload fields and the payload is not a msgpack map with str keys. */
+int yard_cache_key(const yard_bytes_t *service, const yard_bytes_t *payload,
+                   const yard_bytes_t *headers,
+                   const yard_cache_policy_t *policy,
+                   uint8_t out[YARD_CACHE_KEY_BYTES]);
+
+/*  Lower-case hex of a key, NUL-terminated. */
+void yard_cache_key_hex(const uint8_t key[YARD_CACHE_KEY_BYTES],
+                        char out[2 * YARD_CACHE_KEY_BYTES + 1]);
+
 /* ---- Frames over ZeroMQ ------------------------------------------------ */
 
 /*  One received Yard message: the ROUTER routing id of the sender (when

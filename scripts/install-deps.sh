@@ -5,7 +5,7 @@
 set -eu
 PKGS="build-essential cmake pkg-config clang clang-format libclang-rt-dev
 libzmq3-dev libczmq-dev libmsgpack-dev libhiredis-dev zlib1g-dev
-libjansson-dev libxxhash-dev libcmocka-dev redis-server valgrind
+libjansson-dev libxxhash-dev libcmocka-dev libsodium-dev redis-server valgrind
 python3 python3-zmq python3-msgpack python3-pytest"
 missing=""
 for p in $PKGS; do
