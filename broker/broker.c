@@ -119,7 +119,8 @@ broker_t *broker_new(const broker_config_t *config, char *err, size_t errlen)
     self->events_sock = zmq_socket(self->ctx, ZMQ_ROUTER);
     if (!self->router || !self->events_sock ||
         yard_wire_setup(self->router) != 0 ||
-        yard_wire_setup(self->events_sock) != 0 || events_init(self) != 0) {
+        yard_wire_setup(self->events_sock) != 0 || events_init(self) != 0 ||
+        cache_init(self) != 0) {
         yard_error("cannot create sockets: %s", zmq_strerror(errno));
         broker_destroy(&self);
         return NULL;
@@ -191,6 +192,7 @@ void broker_destroy(broker_t **self_p)
         zmq_close(self->router);
     }
     events_destroy(self);
+    cache_destroy(self);
     if (self->events_sock)
         zmq_close(self->events_sock);
     if (self->ctx)
@@ -213,6 +215,10 @@ void broker_want_dispatch(broker_t *self, broker_service_t *service)
 void broker_reply(broker_t *self, broker_client_t *client,
                   const yard_result_t *result)
 {
+    if (client->internal) {
+        cache_on_reply(self, result, yard_clock_us());
+        return;
+    }
     self->scratch.size = 0;
     if (yard_encode_result(&self->scratch, YARD_ROLE_BROKER, result) != 0) {
         //  Only an over-long error text can fail here: send it without.
@@ -227,9 +233,12 @@ void broker_reply(broker_t *self, broker_client_t *client,
 
 static void s_answer(broker_t *self, broker_task_t *task, yard_status_t status,
                      const void *payload, size_t payload_len, const char *error,
-                     size_t error_len, uint64_t run_us, uint32_t retry_after_ms)
+                     size_t error_len, uint64_t run_us, uint32_t retry_after_ms,
+                     bool cached)
 {
     int64_t now = yard_clock_us();
+    if (task->flight)
+        cache_on_answer(self, task, status, payload, payload_len, now);
     broker_client_t *client = task->client;
     yard_result_t result;
     memset(&result, 0, sizeof(result));
@@ -249,8 +258,16 @@ static void s_answer(broker_t *self, broker_task_t *task, yard_status_t status,
     result.run_us = run_us;
     result.total_us = (uint64_t)(now - task->accepted_us);
     result.retry_after_ms = retry_after_ms;
+    result.cached = cached;
     broker_reply(self, client, &result);
     broker_forget(self, task);
+}
+
+void broker_answer_cached(broker_t *self, broker_task_t *task,
+                          const void *payload, size_t payload_len)
+{
+    s_answer(self, task, YARD_OK, payload ? payload : "", payload_len, NULL, 0,
+             0, 0, true);
 }
 
 void broker_answer(broker_t *self, broker_task_t *task, yard_status_t status,
@@ -258,7 +275,7 @@ void broker_answer(broker_t *self, broker_task_t *task, yard_status_t status,
                    size_t error_len, uint64_t run_us)
 {
     s_answer(self, task, status, payload, payload_len, error, error_len, run_us,
-             0);
+             0, false);
 }
 
 void broker_answer_retry(broker_t *self, broker_task_t *task,
@@ -266,11 +283,13 @@ void broker_answer_retry(broker_t *self, broker_task_t *task,
                          uint32_t retry_after_ms)
 {
     s_answer(self, task, status, NULL, 0, error, strlen(error), 0,
-             retry_after_ms);
+             retry_after_ms, false);
 }
 
 void broker_forget(broker_t *self, broker_task_t *task)
 {
+    if (task->flight)
+        cache_detach(self, task, yard_clock_us());
     broker_client_t *client = task->client;
     yard_map_remove(self->tasks_by_id, task->id_hash, task);
     yard_heap_remove(self->timers, &task->timer);
@@ -400,6 +419,9 @@ static void s_fire_timers(broker_t *self, int64_t now)
             worker_send_cancel(self, task->worker, task->job, now);
             service->in_flight--;
             break;
+        case TASK_PARKED:
+            service->parked--;
+            break;
         default:
             break;
         }
@@ -513,6 +535,9 @@ static void s_finish_drain(broker_t *self, int64_t now)
         case TASK_INFLIGHT:
             worker_send_cancel(self, task->worker, task->job, now);
             service->in_flight--;
+            break;
+        case TASK_PARKED:
+            service->parked--;
             break;
         default:
             break;

@@ -61,6 +61,7 @@ typedef struct broker_service broker_service_t;
 typedef struct broker_worker broker_worker_t;
 typedef struct broker_client broker_client_t;
 typedef struct broker_sub broker_sub_t; /*  an event subscriber (events.c) */
+typedef struct broker_flight broker_flight_t; /*  one cache key (cache.c)  */
 
 /*  Event counters, per type and in total. */
 typedef struct {
@@ -84,6 +85,8 @@ typedef enum {
     TASK_ORPHAN,   /*  answered (timeout/cancel) but a worker still holds
                        it: kept only so its slot is freed when the worker
                        reports, and so it is not counted twice            */
+    TASK_PARKED,   /*  waiting for a response-cache lookup, or for the
+                       identical task ahead of it (cache.c)               */
 } broker_task_state_t;
 
 struct broker_task {
@@ -111,6 +114,7 @@ struct broker_task {
     uint32_t headers_len;      /*  bytes of raw msgpack headers map        */
     uint8_t fallback_len;      /*  bytes of fallback service name, 0 = none */
     uint64_t breaker_gen;      /*  breaker generation it was admitted in   */
+    broker_flight_t *flight;   /*  its cache key's flight, or NULL         */
     uint8_t data[]; /*  id, payload, headers, fallback, back to back       */
 };
 
@@ -128,6 +132,9 @@ typedef struct {
     uint64_t circuit_open; /*  answered circuit_open (breaker refused)     */
     uint64_t fallback;     /*  handed to their fallback service (and counted
                                as submitted there)                        */
+    uint64_t cache_hits;   /*  answered from the response cache           */
+    uint64_t cache_misses; /*  looked up and not found: ran               */
+    uint64_t coalesced;    /*  answered with an identical task's result   */
 } broker_counters_t;
 
 struct broker_service {
@@ -138,6 +145,7 @@ struct broker_service {
     broker_task_t *tail[BROKER_PRIORITIES];
     size_t queued;             /*  tasks in the queues                       */
     size_t delayed;            /*  tasks waiting out a retry backoff         */
+    size_t parked;             /*  tasks waiting for the response cache      */
     size_t in_flight;          /*  tasks held by workers (not orphans)       */
     broker_worker_t **workers; /*  registered workers of this service        */
     size_t nworkers;           /*  how many                                  */
@@ -180,8 +188,9 @@ struct broker_client {
     size_t out_ends[YARD_MAX_BATCH]; /*  end offset of each body            */
     broker_client_t *next_dirty;     /*  link in the flush list             */
     bool dirty;                      /*  on the flush list                  */
-    bool fresh; /*  created by the message being handled: a HEARTBEAT from
-                    a client we never saw means we restarted under it     */
+    bool fresh;    /*  created by the message being handled: a HEARTBEAT from
+                       a client we never saw means we restarted under it     */
+    bool internal; /*  the broker itself (response-cache requests)      */
 };
 
 /*  Settings, resolved from flags > environment > defaults by main. */
@@ -222,6 +231,11 @@ struct broker {
     uint64_t next_job;        /*  next dispatch handle                       */
     broker_service_t *dispatch_list; /*  services with work to hand out     */
     broker_client_t *dirty_clients;  /*  clients with replies to flush      */
+    broker_client_t *cache_client;   /*  the broker's own client (cache.c)  */
+    yard_map_t *flights;             /*  cache key hash -> broker_flight_t  */
+    uint64_t cache_seq;              /*  ids of the broker's cache requests */
+    uint64_t cache_errors;           /*  lookups that failed (ran anyway)   */
+    uint64_t cache_bypassed;         /*  policies ignored: no yard.cache    */
     broker_counters_t totals;        /*  counters not tied to one service   */
     uint64_t invalid;          /*  bodies answered invalid                    */
     uint64_t malformed;        /*  messages answered ERROR                    */
@@ -272,6 +286,11 @@ void broker_want_dispatch(broker_t *self, broker_service_t *service);
 void broker_answer(broker_t *self, broker_task_t *task, yard_status_t status,
                    const void *payload, size_t payload_len, const char *error,
                    size_t error_len, uint64_t run_us);
+
+/*  broker_answer for a result that came from the response cache (or from
+    an identical task): status ok, cached true, no worker ran. */
+void broker_answer_cached(broker_t *self, broker_task_t *task,
+                          const void *payload, size_t payload_len);
 
 /*  broker_answer with a retry_after_ms hint (circuit_open answers). */
 void broker_answer_retry(broker_t *self, broker_task_t *task,
@@ -488,6 +507,34 @@ void breaker_shed(broker_t *self, broker_service_t *service, int64_t now);
     with a reason in err. */
 char *breaker_admin(broker_t *self, const char *args, size_t len, int64_t now,
                     char *err, size_t errlen);
+
+/* ---- cache.c ------------------------------------------------------------- */
+
+/*  Sets up / frees the response cache state. 0 or -1. */
+int cache_init(broker_t *self);
+void cache_destroy(broker_t *self);
+
+/*  A task with a cache key (from its SUBMIT's policy): parks it behind a
+    cache lookup or behind the identical task already in flight. false:
+    queue it as usual (it may still lead a flight). */
+bool cache_park(broker_t *self, broker_task_t *task,
+                const uint8_t key[YARD_CACHE_KEY_BYTES],
+                const yard_cache_policy_t *policy, int64_t now);
+
+/*  A reply for the broker's own client (a cache request): consumed. */
+void cache_on_reply(broker_t *self, const yard_result_t *result, int64_t now);
+
+/*  A task with a flight is being answered: a leader's ok result is
+    stored and handed to the tasks waiting on it; otherwise they run. */
+void cache_on_answer(broker_t *self, broker_task_t *task, yard_status_t status,
+                     const void *payload, size_t len, int64_t now);
+
+/*  A task with a flight is forgotten without an answer through
+    broker_answer (client gone): its flight lets go of it. */
+void cache_detach(broker_t *self, broker_task_t *task, int64_t now);
+
+/*  The "cache" object of stats. */
+struct json_t *cache_stats(broker_t *self);
 
 /* ---- events.c ------------------------------------------------------------ */
 

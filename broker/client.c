@@ -206,6 +206,22 @@ static void s_submit(broker_t *self, broker_client_t *c,
         self->duplicates++;
         return;
     }
+    //  A response-cache policy: its key now, so a bad one is refused
+    //  like a bad body, before anything is counted (PROTOCOL.md 10b).
+    yard_cache_policy_t policy;
+    uint8_t cache_key[YARD_CACHE_KEY_BYTES];
+    int crc = yard_cache_policy_parse(&submit->cache, &policy);
+    if (crc == 0)
+        crc = yard_cache_key(&submit->service, &submit->payload,
+                             &submit->headers, &policy, cache_key);
+    if (crc != 0 && crc != YARD_E_NOTFOUND) {
+        self->invalid++;
+        char why[160];
+        snprintf(why, sizeof(why), "%s: cache policy: %s",
+                 yard_errcode_for(crc), yard_strerror(crc));
+        s_reply_status(self, c, &submit->id, YARD_INVALID, why, 0);
+        return;
+    }
     broker_service_t *service =
         service_require(self, submit->service.ptr, submit->service.len);
     broker_counters_t *counters = service ? &service->counters : &self->totals;
@@ -276,6 +292,12 @@ static void s_submit(broker_t *self, broker_client_t *c,
     task->deadline_us = now + (int64_t)submit->timeout_ms * 1000;
     yard_heap_push(self->timers, &task->timer, task->deadline_us);
     c->tasks++;
+    if (crc == 0 && cache_park(self, task, cache_key, &policy, now)) {
+        broker_event_field_t f[] = {
+            {.key = "priority", .kind = EV_UINT, .u = task->priority}};
+        broker_emit_task(self, "task.submitted", task, f, 1);
+        return; //  waits for the cache, or for the same task ahead of it
+    }
     service_enqueue(service, task, false);
     broker_want_dispatch(self, service);
     broker_event_field_t f[] = {
@@ -305,6 +327,9 @@ static void s_cancel(broker_t *self, broker_client_t *c,
     case TASK_INFLIGHT:
         worker_send_cancel(self, task->worker, task->job, now);
         service->in_flight--;
+        break;
+    case TASK_PARKED:
+        service->parked--;
         break;
     default:
         return;
@@ -353,6 +378,9 @@ static void s_cancel_all(broker_t *self, broker_client_t *c, int64_t now)
         case TASK_INFLIGHT:
             worker_send_cancel(self, task->worker, task->job, now);
             service->in_flight--;
+            break;
+        case TASK_PARKED:
+            service->parked--;
             break;
         default:
             break;

@@ -23,6 +23,9 @@ static void s_add_counters(broker_counters_t *sum, const broker_counters_t *c)
     sum->shutdown += c->shutdown;
     sum->circuit_open += c->circuit_open;
     sum->fallback += c->fallback;
+    sum->cache_hits += c->cache_hits;
+    sum->cache_misses += c->cache_misses;
+    sum->coalesced += c->coalesced;
 }
 
 static json_t *s_latency(const yard_hist_t *h)
@@ -51,6 +54,12 @@ static json_t *s_block(const broker_counters_t *c, size_t queued,
                             json_integer((json_int_t)c->circuit_open));
         json_object_set_new(o, "fallback",
                             json_integer((json_int_t)c->fallback));
+        json_object_set_new(o, "cache_hits",
+                            json_integer((json_int_t)c->cache_hits));
+        json_object_set_new(o, "cache_misses",
+                            json_integer((json_int_t)c->cache_misses));
+        json_object_set_new(o, "coalesced",
+                            json_integer((json_int_t)c->coalesced));
         json_object_set_new(o, "latency_us", s_latency(h));
     }
     return o;
@@ -127,8 +136,8 @@ static void s_service(void *value, void *arg)
     uint64_t capacity = 0;
     for (size_t i = 0; i < s->nworkers; i++)
         capacity += s->workers[i]->capacity;
-    json_t *o = s_block(&s->counters, s->queued + s->delayed, s->in_flight,
-                        s->nworkers, &s->latency);
+    json_t *o = s_block(&s->counters, s->queued + s->delayed + s->parked,
+                        s->in_flight, s->nworkers, &s->latency);
     if (o) {
         json_object_set_new(o, "capacity", json_integer((json_int_t)capacity));
         json_object_set_new(o, "breaker",
@@ -137,7 +146,7 @@ static void s_service(void *value, void *arg)
     }
     s_add_counters(&walk->total, &s->counters);
     yard_hist_merge(walk->latency, &s->latency);
-    walk->queued += s->queued + s->delayed;
+    walk->queued += s->queued + s->delayed + s->parked;
     walk->in_flight += s->in_flight;
     walk->workers += s->nworkers;
 }
@@ -212,6 +221,7 @@ char *stats_json(broker_t *self, int64_t now)
                         s_block(&walk.total, walk.queued, walk.in_flight,
                                 walk.workers, latency));
     json_object_set_new(root, "events", events_stats(self, now));
+    json_object_set_new(root, "cache", cache_stats(self));
     json_object_set_new(root, "services", services);
     services = NULL;
     json_object_set_new(root, "workers", workers);
