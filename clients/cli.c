@@ -2,7 +2,8 @@
     dispatch, the helpers the commands share, and `yard submit`.
     `yard batch` is in cli_batch.c, `yard stats` in cli_stats.c,
     `yard breaker` in cli_breaker.c, `yard publish` and `yard subscribe`
-    in cli_events.c.
+    in cli_events.c, `yard cache` in cli_cache.c. The msgpack -> JSON
+    conversion several commands print with is here too.
 
     Every bad input (unknown flag, a number that is not strictly a number
     in range, a payload too large) is a one-line message on stderr and exit
@@ -13,6 +14,7 @@
 #include <jansson.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +59,9 @@ static void s_usage(FILE *out)
           "  publish TYPE PAYLOAD    publish one event\n"
           "  subscribe [TYPE...]     print events as JSON lines as they "
           "arrive\n"
+          "  cache SUBCOMMAND        get, set, delete or invalidate entries "
+          "of\n"
+          "                          yard.cache, or print its stats\n"
           "Run 'yard COMMAND --help' for a command's flags.\n"
           "\n"
           "Global flags:\n"
@@ -223,25 +228,40 @@ yard_client_t *cli_client_new(const cli_global_t *g)
     return client;
 }
 
-int cli_admin_call(const cli_global_t *g, const char *cmd, const char *command,
-                   uint32_t timeout_ms, yard_reply_t **reply, json_t **root)
+int cli_call(const cli_global_t *g, const char *cmd, const char *service,
+             const void *payload, size_t len, const yard_submit_opts_t *opts,
+             yard_reply_t **reply)
 {
     *reply = NULL;
-    *root = NULL;
     yard_client_t *client = cli_client_new(g);
     if (!client)
         return CLI_EXIT_USAGE;
-    yard_submit_opts_t opts = {.timeout_ms = timeout_ms};
     char id[YARD_CLIENT_ID_MAX];
-    int rc = yard_client_submit(client, YARD_ADMIN_SERVICE, command,
-                                strlen(command), &opts, id, sizeof(id));
+    int rc =
+        yard_client_submit(client, service, payload, len, opts, id, sizeof(id));
     if (rc) {
-        fprintf(stderr, "yard %s: %s\n", cmd, yard_strerror(rc));
-        rc = CLI_EXIT_FAILED;
+        /*  The encoder refused it: a bad service name, too large ... */
+        fprintf(stderr, "yard %s: cannot submit to '%s': %s\n", cmd, service,
+                yard_strerror(rc));
+        rc = rc == YARD_E_IO ? CLI_EXIT_FAILED : CLI_EXIT_USAGE;
     } else if ((rc = cli_wait_one(client, g, id, reply)) == 0 &&
                (*reply)->status != YARD_OK) {
         rc = cli_report_failure(*reply);
-    } else if (rc == 0) {
+    }
+    yard_client_destroy(&client);
+    if (rc)
+        yard_reply_destroy(reply);
+    return rc;
+}
+
+int cli_admin_call(const cli_global_t *g, const char *cmd, const char *command,
+                   uint32_t timeout_ms, yard_reply_t **reply, json_t **root)
+{
+    *root = NULL;
+    yard_submit_opts_t opts = {.timeout_ms = timeout_ms};
+    int rc = cli_call(g, cmd, YARD_ADMIN_SERVICE, command, strlen(command),
+                      &opts, reply);
+    if (rc == 0) {
         json_error_t jerr;
         *root = json_loadb((const char *)(*reply)->payload,
                            (*reply)->payload_len, 0, &jerr);
@@ -252,7 +272,6 @@ int cli_admin_call(const cli_global_t *g, const char *cmd, const char *command,
             rc = CLI_EXIT_FAILED;
         }
     }
-    yard_client_destroy(&client);
     if (rc) {
         json_decref(*root);
         *root = NULL;
@@ -272,6 +291,49 @@ int cli_report_failure(const yard_reply_t *reply)
                 (unsigned)reply->retry_after_ms);
     fputc('\n', stderr);
     return cli_exit_for_status(reply->status);
+}
+
+int cli_read_stdin(const char *cmd, const char *what, size_t max, char **out,
+                   size_t *len)
+{
+    size_t cap = 64 * 1024, n = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        goto nomem;
+    for (;;) {
+        if (n == cap) {
+            if (cap > max)
+                break;
+            cap *= 2;
+            char *bigger = realloc(buf, cap);
+            if (!bigger)
+                goto nomem;
+            buf = bigger;
+        }
+        size_t got = fread(buf + n, 1, cap - n, stdin);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    if (ferror(stdin)) {
+        free(buf);
+        fprintf(stderr, "yard %s: cannot read stdin: %s\n", cmd,
+                strerror(errno));
+        return CLI_EXIT_FAILED;
+    }
+    if (n > max) {
+        free(buf);
+        fprintf(stderr, "yard %s: %s on stdin exceeds %zu bytes\n", cmd, what,
+                max);
+        return CLI_EXIT_USAGE;
+    }
+    *out = buf;
+    *len = n;
+    return 0;
+nomem:
+    free(buf);
+    fprintf(stderr, "yard %s: out of memory\n", cmd);
+    return CLI_EXIT_FAILED;
 }
 
 int cli_wait_one(yard_client_t *client, const cli_global_t *g, const char *id,
@@ -316,6 +378,115 @@ int cli_wait_one(yard_client_t *client, const cli_global_t *g, const char *id,
     return 0;
 }
 
+/* ---- msgpack -> JSON ------------------------------------------------- */
+
+json_t *cli_base64_json(const void *bytes, size_t len)
+{
+    const uint8_t *data = bytes;
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *out = malloc(4 * ((len + 2) / 3) + 1);
+    if (!out)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t v = (uint32_t)data[i] << 16;
+        if (i + 1 < len)
+            v |= (uint32_t)data[i + 1] << 8;
+        if (i + 2 < len)
+            v |= data[i + 2];
+        out[o++] = alphabet[(v >> 18) & 63];
+        out[o++] = alphabet[(v >> 12) & 63];
+        out[o++] = i + 1 < len ? alphabet[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < len ? alphabet[v & 63] : '=';
+    }
+    json_t *s = json_stringn(out, o);
+    free(out);
+    return s;
+}
+
+json_t *cli_bin_json(const void *data, size_t len)
+{
+    return json_pack("{s:o}", "$bin", cli_base64_json(data, len));
+}
+
+/*  Text as a JSON string, or {"$bin": ...} when it is not UTF-8. */
+json_t *cli_text_json(const void *data, size_t len)
+{
+    json_t *s = json_stringn(len ? data : "", len);
+    return s ? s : cli_bin_json(data, len);
+}
+
+json_t *cli_mp_to_json(const msgpack_object *o)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL:
+        return json_null();
+    case MSGPACK_OBJECT_BOOLEAN:
+        return json_boolean(o->via.boolean);
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        if (o->via.u64 <= (uint64_t)INT64_MAX)
+            return json_integer((json_int_t)o->via.u64);
+        char digits[24];
+        snprintf(digits, sizeof(digits), "%" PRIu64, o->via.u64);
+        return json_string(digits);
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        return json_integer((json_int_t)o->via.i64);
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64: {
+        json_t *r = json_real(o->via.f64);
+        return r ? r : json_null(); /*  NaN, infinities */
+    }
+    case MSGPACK_OBJECT_STR:
+        return cli_text_json(o->via.str.ptr, o->via.str.size);
+    case MSGPACK_OBJECT_BIN:
+        return cli_bin_json(o->via.bin.ptr, o->via.bin.size);
+    case MSGPACK_OBJECT_EXT:
+        return json_pack("{s:i, s:o}", "$ext", (int)o->via.ext.type, "$data",
+                         cli_base64_json(o->via.ext.ptr, o->via.ext.size));
+    case MSGPACK_OBJECT_ARRAY: {
+        json_t *a = json_array();
+        for (uint32_t i = 0; a && i < o->via.array.size; i++)
+            if (json_array_append_new(a, cli_mp_to_json(&o->via.array.ptr[i])))
+                json_decref(a), a = NULL;
+        return a;
+    }
+    case MSGPACK_OBJECT_MAP: {
+        json_t *m = json_object();
+        for (uint32_t i = 0; m && i < o->via.map.size; i++) {
+            const msgpack_object *k = &o->via.map.ptr[i].key;
+            json_t *v = cli_mp_to_json(&o->via.map.ptr[i].val);
+            /*  A UTF-8 string key as is; any other key as its JSON text.
+                (The set calls take v, even when they fail.) */
+            json_t *kj =
+                k->type == MSGPACK_OBJECT_STR
+                    ? json_stringn(k->via.str.size ? k->via.str.ptr : "",
+                                   k->via.str.size)
+                    : NULL;
+            int rc;
+            if (kj) {
+                rc = json_object_setn_new(m, json_string_value(kj),
+                                          json_string_length(kj), v);
+            } else {
+                kj = cli_mp_to_json(k);
+                char *text =
+                    kj ? json_dumps(kj, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+                rc = text ? json_object_set_new(m, text, v) : -1;
+                if (!text)
+                    json_decref(v);
+                free(text);
+            }
+            json_decref(kj);
+            if (rc)
+                json_decref(m), m = NULL;
+        }
+        return m;
+    }
+    default:
+        return json_null();
+    }
+}
+
 /* ---- yard submit ------------------------------------------------------- */
 
 static void s_submit_usage(FILE *out)
@@ -342,54 +513,6 @@ static void s_submit_usage(FILE *out)
           out);
 }
 
-/*  Reads all of stdin, at most YARD_MAX_PAYLOAD bytes, into *out. */
-static int s_read_stdin(char **out, size_t *len)
-{
-    size_t cap = 64 * 1024, n = 0;
-    char *buf = malloc(cap);
-    if (!buf)
-        goto nomem;
-    for (;;) {
-        if (n == cap) {
-            if (cap > YARD_MAX_PAYLOAD) {
-                free(buf);
-                fprintf(stderr,
-                        "yard submit: payload on stdin exceeds %u bytes\n",
-                        (unsigned)YARD_MAX_PAYLOAD);
-                return CLI_EXIT_USAGE;
-            }
-            cap *= 2;
-            char *bigger = realloc(buf, cap);
-            if (!bigger)
-                goto nomem;
-            buf = bigger;
-        }
-        size_t got = fread(buf + n, 1, cap - n, stdin);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    if (ferror(stdin)) {
-        free(buf);
-        fprintf(stderr, "yard submit: cannot read stdin: %s\n",
-                strerror(errno));
-        return CLI_EXIT_FAILED;
-    }
-    if (n > YARD_MAX_PAYLOAD) {
-        free(buf);
-        fprintf(stderr, "yard submit: payload on stdin exceeds %u bytes\n",
-                (unsigned)YARD_MAX_PAYLOAD);
-        return CLI_EXIT_USAGE;
-    }
-    *out = buf;
-    *len = n;
-    return 0;
-nomem:
-    free(buf);
-    fprintf(stderr, "yard submit: out of memory\n");
-    return CLI_EXIT_FAILED;
-}
-
 int cli_submit(const cli_global_t *g, int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -404,7 +527,6 @@ int cli_submit(const cli_global_t *g, int argc, char **argv)
     cli_task_flags_t flags;
     memset(&flags, 0, sizeof(flags));
     char *stdin_buf = NULL;
-    yard_client_t *client = NULL;
     yard_reply_t *reply = NULL;
     int rc = 0, opt;
     optind = 0; /*  glibc: full re-initialisation for a new argv */
@@ -433,7 +555,8 @@ int cli_submit(const cli_global_t *g, int argc, char **argv)
         goto done;
     size_t len = strlen(payload);
     if (strcmp(payload, "-") == 0) {
-        if ((rc = s_read_stdin(&stdin_buf, &len)) != 0)
+        if ((rc = cli_read_stdin("submit", "payload", YARD_MAX_PAYLOAD,
+                                 &stdin_buf, &len)) != 0)
             goto done;
         payload = stdin_buf;
     }
@@ -443,35 +566,18 @@ int cli_submit(const cli_global_t *g, int argc, char **argv)
         rc = CLI_EXIT_USAGE;
         goto done;
     }
-    if (!(client = cli_client_new(g))) {
-        rc = CLI_EXIT_USAGE;
+    if ((rc = cli_call(g, "submit", service, payload, len, &flags.opts,
+                       &reply)) != 0)
         goto done;
+    fwrite(reply->payload, 1, reply->payload_len, stdout);
+    fputc('\n', stdout);
+    if (fflush(stdout) != 0) {
+        fprintf(stderr, "yard submit: cannot write stdout: %s\n",
+                strerror(errno));
+        rc = CLI_EXIT_FAILED;
     }
-    char id[YARD_CLIENT_ID_MAX];
-    int err = yard_client_submit(client, service, payload, len, &flags.opts, id,
-                                 sizeof(id));
-    if (err) {
-        /*  The encoder refused it: a bad service name, too large ... */
-        fprintf(stderr, "yard submit: cannot submit to '%s': %s\n", service,
-                yard_strerror(err));
-        rc = CLI_EXIT_USAGE;
-        goto done;
-    }
-    if ((rc = cli_wait_one(client, g, id, &reply)) != 0)
-        goto done;
-    if (reply->status == YARD_OK) {
-        fwrite(reply->payload, 1, reply->payload_len, stdout);
-        fputc('\n', stdout);
-        if (fflush(stdout) != 0) {
-            fprintf(stderr, "yard submit: cannot write stdout: %s\n",
-                    strerror(errno));
-            rc = CLI_EXIT_FAILED;
-        }
-    } else
-        rc = cli_report_failure(reply);
 done:
     yard_reply_destroy(&reply);
-    yard_client_destroy(&client);
     free(stdin_buf);
     cli_task_flags_free(&flags);
     return rc;
@@ -566,6 +672,8 @@ int main(int argc, char **argv)
         return cli_publish(&g, sub_argc, sub_argv);
     if (strcmp(cmd, "subscribe") == 0)
         return cli_subscribe(&g, sub_argc, sub_argv);
+    if (strcmp(cmd, "cache") == 0)
+        return cli_cache(&g, sub_argc, sub_argv);
     if (strcmp(cmd, "help") == 0) {
         s_usage(stdout);
         return CLI_EXIT_OK;

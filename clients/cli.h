@@ -94,6 +94,7 @@ int cli_stats(const cli_global_t *g, int argc, char **argv);
 int cli_breaker(const cli_global_t *g, int argc, char **argv);
 int cli_publish(const cli_global_t *g, int argc, char **argv);
 int cli_subscribe(const cli_global_t *g, int argc, char **argv);
+int cli_cache(const cli_global_t *g, int argc, char **argv);
 
 /*  Shared by submit and stats: waits for task id's reply, telling an
     unreachable broker (CLI_EXIT_UNREACHABLE after CLI_UNREACHABLE_MS of
@@ -101,6 +102,23 @@ int cli_subscribe(const cli_global_t *g, int argc, char **argv);
     after printing why. */
 int cli_wait_one(yard_client_t *client, const cli_global_t *g, const char *id,
                  yard_reply_t **reply);
+
+/*  One task, start to end: submits payload to service on a new client
+    (opts may be NULL), waits with cli_wait_one, and reports a status
+    other than ok with cli_report_failure. On 0, *reply (status ok) is the
+    caller's to free; otherwise the failure was printed (prefixed
+    "yard <cmd>" when the task could not be submitted: exit 2, or 1 when
+    the socket failed) and its exit code is returned. */
+int cli_call(const cli_global_t *g, const char *cmd, const char *service,
+             const void *payload, size_t len, const yard_submit_opts_t *opts,
+             yard_reply_t **reply);
+
+/*  Reads all of stdin, at most max bytes, into *out (malloc'd, the
+    caller frees it; *len bytes). 0, or an exit code after printing why:
+    "yard <cmd>: <what> on stdin exceeds <max> bytes" (CLI_EXIT_USAGE),
+    a read error or no memory (CLI_EXIT_FAILED). */
+int cli_read_stdin(const char *cmd, const char *what, size_t max, char **out,
+                   size_t *len);
 
 /*  One admin command (PROTOCOL.md section 10): submits `command` to
     yard.admin on a new client, waits, and parses the answer as a JSON
@@ -115,5 +133,17 @@ int cli_admin_call(const cli_global_t *g, const char *cmd, const char *command,
 /*  Prints "yard: <status>: <error>" for a failed reply and returns its
     exit code. */
 int cli_report_failure(const yard_reply_t *reply);
+
+/*  msgpack -> JSON, the conventions of `yard subscribe --help`: maps are
+    objects (a key that is not a string is written as its JSON text),
+    strings are strings, bin (and a string that is not UTF-8) is
+    {"$bin": "<base64>"}, ext is {"$ext": TYPE, "$data": "<base64>"},
+    integers above 2^63-1 are decimal strings, NaN and infinities null.
+    Each returns a new reference, NULL when out of memory. */
+struct json_t *cli_base64_json(const void *data, size_t len); /* "<b64>" */
+struct json_t *cli_bin_json(const void *data, size_t len);    /* {"$bin"} */
+/*  A JSON string, or {"$bin": ...} when the bytes are not UTF-8. */
+struct json_t *cli_text_json(const void *data, size_t len);
+struct json_t *cli_mp_to_json(const msgpack_object *o);
 
 #endif

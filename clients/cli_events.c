@@ -89,48 +89,6 @@ static void s_publish_usage(FILE *out)
           out);
 }
 
-/*  Reads all of stdin, at most max bytes, into *out. */
-static int s_read_stdin(size_t max, char **out, size_t *len)
-{
-    size_t cap = 64 * 1024, n = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        if (!buf) {
-            fprintf(stderr, "yard publish: out of memory\n");
-            return CLI_EXIT_FAILED;
-        }
-        if (n == cap) {
-            if (cap > max)
-                break;
-            cap *= 2;
-            char *bigger = realloc(buf, cap);
-            if (!bigger)
-                free(buf);
-            buf = bigger;
-            continue;
-        }
-        size_t got = fread(buf + n, 1, cap - n, stdin);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    if (ferror(stdin)) {
-        free(buf);
-        fprintf(stderr, "yard publish: cannot read stdin: %s\n",
-                strerror(errno));
-        return CLI_EXIT_FAILED;
-    }
-    if (n > max) {
-        free(buf);
-        fprintf(stderr, "yard publish: payload on stdin exceeds %zu bytes\n",
-                max);
-        return CLI_EXIT_USAGE;
-    }
-    *out = buf;
-    *len = n;
-    return 0;
-}
-
 /*  Packs a JSON value as msgpack. 0, or -1 when out of memory. */
 static int s_json_to_mp(msgpack_packer *pk, const json_t *v)
 {
@@ -298,7 +256,8 @@ int cli_publish(const cli_global_t *g, int argc, char **argv)
         /*  JSON text may be longer than its msgpack; 4x is plenty. */
         size_t max = as_json ? 4 * (size_t)YARD_MAX_EVENT_PAYLOAD
                              : YARD_MAX_EVENT_PAYLOAD;
-        if ((rc = s_read_stdin(max, &stdin_buf, &text_len)) != 0)
+        if ((rc = cli_read_stdin("publish", "payload", max, &stdin_buf,
+                                 &text_len)) != 0)
             goto done;
         text = stdin_buf;
     }
@@ -436,113 +395,6 @@ static void s_subscribe_usage(FILE *out)
           out);
 }
 
-static json_t *s_base64_text(const uint8_t *data, size_t len)
-{
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char *out = malloc(4 * ((len + 2) / 3) + 1);
-    if (!out)
-        return NULL;
-    size_t o = 0;
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)data[i] << 16;
-        if (i + 1 < len)
-            v |= (uint32_t)data[i + 1] << 8;
-        if (i + 2 < len)
-            v |= data[i + 2];
-        out[o++] = alphabet[(v >> 18) & 63];
-        out[o++] = alphabet[(v >> 12) & 63];
-        out[o++] = i + 1 < len ? alphabet[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < len ? alphabet[v & 63] : '=';
-    }
-    json_t *s = json_stringn(out, o);
-    free(out);
-    return s;
-}
-
-static json_t *s_bin_json(const void *data, size_t len)
-{
-    return json_pack("{s:o}", "$bin", s_base64_text(data, len));
-}
-
-/*  Text as a JSON string, or {"$bin": ...} when it is not UTF-8. */
-static json_t *s_text_json(const void *data, size_t len)
-{
-    json_t *s = json_stringn(len ? data : "", len);
-    return s ? s : s_bin_json(data, len);
-}
-
-static json_t *s_mp_to_json(const msgpack_object *o)
-{
-    switch (o->type) {
-    case MSGPACK_OBJECT_NIL:
-        return json_null();
-    case MSGPACK_OBJECT_BOOLEAN:
-        return json_boolean(o->via.boolean);
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        if (o->via.u64 <= (uint64_t)INT64_MAX)
-            return json_integer((json_int_t)o->via.u64);
-        char digits[24];
-        snprintf(digits, sizeof(digits), "%" PRIu64, o->via.u64);
-        return json_string(digits);
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        return json_integer((json_int_t)o->via.i64);
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64: {
-        json_t *r = json_real(o->via.f64);
-        return r ? r : json_null(); /*  NaN, infinities */
-    }
-    case MSGPACK_OBJECT_STR:
-        return s_text_json(o->via.str.ptr, o->via.str.size);
-    case MSGPACK_OBJECT_BIN:
-        return s_bin_json(o->via.bin.ptr, o->via.bin.size);
-    case MSGPACK_OBJECT_EXT:
-        return json_pack(
-            "{s:i, s:o}", "$ext", (int)o->via.ext.type, "$data",
-            s_base64_text((const uint8_t *)o->via.ext.ptr, o->via.ext.size));
-    case MSGPACK_OBJECT_ARRAY: {
-        json_t *a = json_array();
-        for (uint32_t i = 0; a && i < o->via.array.size; i++)
-            if (json_array_append_new(a, s_mp_to_json(&o->via.array.ptr[i])))
-                json_decref(a), a = NULL;
-        return a;
-    }
-    case MSGPACK_OBJECT_MAP: {
-        json_t *m = json_object();
-        for (uint32_t i = 0; m && i < o->via.map.size; i++) {
-            const msgpack_object *k = &o->via.map.ptr[i].key;
-            json_t *v = s_mp_to_json(&o->via.map.ptr[i].val);
-            /*  A UTF-8 string key as is; any other key as its JSON text.
-                (The set calls take v, even when they fail.) */
-            json_t *kj =
-                k->type == MSGPACK_OBJECT_STR
-                    ? json_stringn(k->via.str.size ? k->via.str.ptr : "",
-                                   k->via.str.size)
-                    : NULL;
-            int rc;
-            if (kj) {
-                rc = json_object_setn_new(m, json_string_value(kj),
-                                          json_string_length(kj), v);
-            } else {
-                kj = s_mp_to_json(k);
-                char *text =
-                    kj ? json_dumps(kj, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-                rc = text ? json_object_set_new(m, text, v) : -1;
-                if (!text)
-                    json_decref(v);
-                free(text);
-            }
-            json_decref(kj);
-            if (rc)
-                json_decref(m), m = NULL;
-        }
-        return m;
-    }
-    default:
-        return json_null();
-    }
-}
-
 /*  A raw msgpack value as JSON (already checked by the decoder). */
 static json_t *s_payload_json(const uint8_t *data, size_t len)
 {
@@ -554,9 +406,9 @@ static json_t *s_payload_json(const uint8_t *data, size_t len)
     json_t *j = NULL;
     if (msgpack_unpack_next(&u, (const char *)data, len, &off) ==
         MSGPACK_UNPACK_SUCCESS)
-        j = s_mp_to_json(&u.data);
+        j = cli_mp_to_json(&u.data);
     msgpack_unpacked_destroy(&u);
-    return j ? j : s_bin_json(data, len);
+    return j ? j : cli_bin_json(data, len);
 }
 
 static int s_meta_entry(const char *key, size_t klen, const char *value,
@@ -566,10 +418,11 @@ static int s_meta_entry(const char *key, size_t klen, const char *value,
     /*  A key that is not UTF-8 is base64'd rather than lost. */
     json_t *kj = json_stringn(key, klen);
     if (!kj)
-        kj = s_base64_text((const uint8_t *)key, klen);
+        kj = cli_base64_json((const uint8_t *)key, klen);
     if (kj)
         json_object_setn_new(meta, json_string_value(kj),
-                             json_string_length(kj), s_text_json(value, vlen));
+                             json_string_length(kj),
+                             cli_text_json(value, vlen));
     json_decref(kj);
     return 0;
 }
@@ -581,13 +434,13 @@ static bool s_print_event(const yard_sub_event_t *ev)
     yard_bytes_t raw = {ev->meta, (uint32_t)ev->meta_len};
     if (meta)
         yard_headers_each(&raw, s_meta_entry, meta);
-    json_t *line =
-        json_pack("{s:o, s:o, s:I, s:I, s:o, s:o, s:o}", "type",
-                  s_text_json(ev->type, strlen(ev->type)), "source",
-                  s_text_json(ev->source, strlen(ev->source)), "ts_us",
-                  (json_int_t)ev->ts_us, "sn", (json_int_t)ev->sn, "trace_id",
-                  s_text_json(ev->trace_id, strlen(ev->trace_id)), "meta", meta,
-                  "payload", s_payload_json(ev->payload, ev->payload_len));
+    json_t *line = json_pack(
+        "{s:o, s:o, s:I, s:I, s:o, s:o, s:o}", "type",
+        cli_text_json(ev->type, strlen(ev->type)), "source",
+        cli_text_json(ev->source, strlen(ev->source)), "ts_us",
+        (json_int_t)ev->ts_us, "sn", (json_int_t)ev->sn, "trace_id",
+        cli_text_json(ev->trace_id, strlen(ev->trace_id)), "meta", meta,
+        "payload", s_payload_json(ev->payload, ev->payload_len));
     if (!line) {
         fprintf(stderr,
                 "yard subscribe: cannot format event %s (sn %" PRIu64 ")\n",

@@ -310,8 +310,13 @@ static void s_stats(yard_cache_t *self, msgpack_packer *pk)
         yard_l2_stats(self->l2, true, &l2);
     yard_cache_sync_stats_t sy;
     yard_cache_sync_stats(self->sync, &sy);
-    uint64_t gets = atomic_load(&self->gets);
+    /*  Read hits first: a get counts in gets when it starts and in hits
+        when it ends, so reading gets last keeps hits <= gets. */
     uint64_t hits = atomic_load(&self->hits);
+    uint64_t neg = atomic_load(&self->negative_hits);
+    uint64_t gets = atomic_load(&self->gets);
+    if (hits + neg > gets) /*  cannot happen with the order above */
+        gets = hits + neg;
 
     msgpack_pack_map(pk, 16);
     s_kv_str(pk, "instance", self->instance);
@@ -323,8 +328,8 @@ static void s_stats(yard_cache_t *self, msgpack_packer *pk)
     s_kv_u64(pk, "bad_requests", atomic_load(&self->bad_requests));
     s_kv_u64(pk, "gets", gets);
     s_kv_u64(pk, "hits", hits);
-    s_kv_u64(pk, "negative_hits", atomic_load(&self->negative_hits));
-    s_kv_u64(pk, "misses", gets - hits - atomic_load(&self->negative_hits));
+    s_kv_u64(pk, "negative_hits", neg);
+    s_kv_u64(pk, "misses", gets - hits - neg);
     s_kv_rate(pk, "hit_rate", hits, gets);
     s_kv_u64(pk, "promotions", atomic_load(&self->promotions));
 
