@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <msgpack.h>
 
 #include "yard_config.h"
 
@@ -129,6 +130,25 @@ static void s_print_tables(const json_t *root)
     if (json_array_size(workers) == 0)
         printf("(no workers)\n");
 
+    const json_t *yc = json_object_get(root, "yard_cache");
+    if (json_is_object(yc)) {
+        const json_t *l1 = json_object_get(yc, "l1");
+        const json_t *l2 = json_object_get(yc, "l2");
+        printf("\nCACHE           GETS       HITS     MISSES HIT-RATE  "
+               "L1-ENTRIES   L2-HITS DEGRADED\n%-9s",
+               "(one)");
+        s_cell(yc, "gets", 10);
+        s_cell(yc, "hits", 10);
+        s_cell(yc, "misses", 10);
+        const json_t *rate = json_object_get(yc, "hit_rate");
+        printf(" %7.1f%%",
+               json_is_number(rate) ? 100 * json_number_value(rate) : 0.0);
+        s_cell(l1, "entries", 11);
+        s_cell(l2, "hits", 9);
+        printf(" %s\n",
+               json_is_true(json_object_get(yc, "degraded")) ? "yes" : "no");
+    }
+
     const json_t *events = json_object_get(root, "events");
     if (json_is_object(events)) {
         printf("\nEVENTS    PUBLISHED  DELIVERED    DROPPED    INVALID "
@@ -141,6 +161,40 @@ static void s_print_tables(const json_t *root)
         s_cell(events, "subscribers", 11);
         putchar('\n');
     }
+}
+
+/*  When yard-cache processes are registered, asks one for its stats and
+    adds them to the broker's as "yard_cache" (null when it does not
+    answer), so `yard stats` shows the cache next to the broker. */
+static void s_add_cache_stats(const cli_global_t *g, json_t *root,
+                              uint32_t timeout_ms)
+{
+    const json_t *svc =
+        json_object_get(json_object_get(root, "services"), "yard.cache");
+    if (json_integer_value(json_object_get(svc, "workers")) <= 0)
+        return;
+    static const char req[] = "\x81\xa2op\xa5stats"; /*  {op: "stats"} */
+    yard_submit_opts_t opts = {.timeout_ms = timeout_ms};
+    yard_reply_t *reply = NULL;
+    json_t *cache = NULL;
+    //  Quietly (no cli_call): the broker's stats are what was asked for.
+    yard_client_t *client = yard_client_new(g->broker);
+    int rc = client ? yard_client_call(client, "yard.cache", req,
+                                       sizeof(req) - 1, &opts, &reply)
+                    : YARD_E_IO;
+    yard_client_destroy(&client);
+    if (rc == 0 && reply->status == YARD_OK &&
+        yard_msgpack_check(reply->payload, reply->payload_len) == 0) {
+        msgpack_unpacked u;
+        msgpack_unpacked_init(&u);
+        if (msgpack_unpack_next(&u, (const char *)reply->payload,
+                                reply->payload_len,
+                                NULL) == MSGPACK_UNPACK_SUCCESS)
+            cache = cli_mp_to_json(&u.data);
+        msgpack_unpacked_destroy(&u);
+    }
+    yard_reply_destroy(&reply);
+    json_object_set_new(root, "yard_cache", cache ? cache : json_null());
 }
 
 int cli_stats(const cli_global_t *g, int argc, char **argv)
@@ -182,6 +236,7 @@ int cli_stats(const cli_global_t *g, int argc, char **argv)
     if ((rc = cli_admin_call(g, "stats", "stats", timeout_ms, &reply, &root)) !=
         0)
         goto done;
+    s_add_cache_stats(g, root, timeout_ms);
     if (as_json) {
         if (json_dumpf(root, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER) != 0 ||
             fputc('\n', stdout) == EOF)

@@ -8,6 +8,7 @@ failed task is not stored and its waiters run; a bad cache policy is
 refused; without a yard.cache worker, or with yard.cache gone mid-run, tasks
 still run."""
 
+import json
 import time
 
 import msgpack
@@ -130,3 +131,22 @@ def test_without_cache_worker_tasks_still_run(yard, redis):  # noqa: F811
     r = c.call("echo", b"c", cache=CACHE, timeout=15)
     assert r["status"] == "ok" and not r.get("cached"), r
     assert time.monotonic() - t0 < 10
+
+
+def test_yard_stats_shows_the_cache(yard, redis):  # noqa: F811
+    b = yard.broker()
+    p = yard.cli(b, ["stats", "--json"])
+    assert p.returncode == 0 and "yard_cache" not in json.loads(p.stdout)
+    start_cache(yard, b, redis)
+    yard.worker(b, "echo", "echo")
+    c = yard.client(b)
+    c.call("echo", b"s", cache=CACHE)
+    c.call("echo", b"s", cache=CACHE)
+    p = yard.cli(b, ["stats", "--json"])
+    assert p.returncode == 0, p.stderr
+    st = json.loads(p.stdout)
+    yc = st["yard_cache"]
+    assert yc["hits"] >= 1 and yc["l1"]["entries"] >= 1, yc
+    assert st["services"]["echo"]["cache_hits"] == 1
+    p = yard.cli(b, ["stats"])
+    assert p.returncode == 0 and b"CACHE" in p.stdout, p.stdout
