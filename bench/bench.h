@@ -11,6 +11,9 @@
         bench_events.c   the event bus: one publisher, N subscribers,
                          through yard-broker and through a plain
                          zmq_proxy(XSUB, XPUB), with a flow-control window
+        bench_cache.c    the cache phase: its own redis-server, brokers
+                         with yard-cache, get requests and their check,
+                         and the plain Redis GET load through hiredis
         bench_memory.c   broker bytes per queued task
         bench_callgrind.c broker instructions per task under callgrind
 
@@ -19,8 +22,9 @@
     reply is handed to the caller, so Yard and the proxy are timed by the
     same clock at the same points (no trust in either side's bookkeeping).
     A load that expects circuit_open replies (which carry no payload, so
-    no stamp) keeps each task's submit time by task id instead: same
-    clock, same points.
+    no stamp), or one that sends a fixed request (a yard.cache get),
+    keeps each task's submit time by task id instead: same clock, same
+    points. The cache phase's plain Redis GETs are timed alike.
 */
 #ifndef YARD_BENCH_H
 #define YARD_BENCH_H
@@ -56,6 +60,7 @@ typedef struct {
     bool memory;              /*  run the memory phase                   */
     bool breaker;             /*  run the circuit-breaker phase          */
     bool events;              /*  run the event-bus phase                */
+    bool cache;               /*  run the cache phase (if redis-server)  */
     uint32_t event_window;    /*  events in flight per subscriber at most */
     int callgrind;            /*  -1 auto (if valgrind found), 0 off, 1 on */
     uint32_t callgrind_tasks; /*  tasks run under callgrind              */
@@ -78,6 +83,17 @@ typedef struct {
         YARD_OK, an intact echo; YARD_CIRCUIT_OPEN, that status (the
         service's breaker is open). Anything else is an error. */
     yard_status_t expect;
+    /*  Yard loads only. NULL: payloads of `payload` bytes carrying the
+        stamp. Else every task's payload is these request_len bytes (a
+        yard.cache get): no stamp comes back, so the tasks are kept by
+        id (as for circuit_open), and an ok reply must pass check. */
+    const uint8_t *request;
+    size_t request_len;
+    /*  True when an ok reply's payload is the right answer; else false
+        with why. NULL: any ok reply is. */
+    bool (*check)(const uint8_t *payload, size_t len, const void *arg,
+                  char *why, size_t cap);
+    const void *check_arg;
 } bench_load_t;
 
 /*  What one or more loads measured (rounds add up). Latency in
@@ -381,6 +397,72 @@ int bench_events_yard(const bench_yard_t *y, const bench_events_load_t *load,
 /*  The same load through the XSUB/XPUB proxy. */
 int bench_events_proxy(const bench_xproxy_t *p, const bench_events_load_t *load,
                        bench_events_result_t *out);
+
+/* ---- bench_cache.c ----------------------------------------------------- */
+
+#define BENCH_REDIS_SERVER "/usr/bin/redis-server"
+#define BENCH_CACHE_SERVICE "yard.cache" /*  what yard-cache serves      */
+#define BENCH_CACHE_MAX_KEY 64
+#define BENCH_CACHE_MAX_REQUEST 128 /*  an encoded get request, at most */
+
+/*  The bench's own redis-server, on a free loopback port. */
+typedef struct {
+    pid_t pid; /*  0 when not running                          */
+    int port;
+    char url[64]; /*  redis://127.0.0.1:PORT/0, for yard-cache      */
+} bench_redis_t;
+
+/*  Starts redis-server (no persistence) and waits until it answers PING.
+    0 or -1 (message printed). */
+int bench_redis_start(bench_redis_t *r, int ready_ms);
+
+/*  Stops it by PID (SIGTERM, bounded, then SIGKILL). */
+void bench_redis_stop(bench_redis_t *r, int term_ms);
+
+/*  SETs key to value directly in Redis (the plain GET's key). 0 or -1. */
+int bench_redis_set(const bench_redis_t *r, const char *key,
+                    const uint8_t *value, size_t len);
+
+/*  One get every task of a cache load repeats, and what must come back. */
+typedef struct {
+    char key[BENCH_CACHE_MAX_KEY];
+    const uint8_t *value; /*  the value set before                   */
+    size_t value_len;
+    const char *tier; /*  Yard: "l1" or "l2" in every answer       */
+    uint8_t request[BENCH_CACHE_MAX_REQUEST]; /*  {op: "get", key}    */
+    size_t request_len;
+} bench_cache_get_t;
+
+/*  Fills g: key, expected value and tier, and the encoded request. */
+int bench_cache_get_init(bench_cache_get_t *g, const char *key,
+                         const uint8_t *value, size_t len, const char *tier);
+
+/*  A bench_load_t check: the answer is {hit: true, value: the value,
+    tier: the tier} (arg: the bench_cache_get_t). */
+bool bench_cache_check(const uint8_t *payload, size_t len, const void *arg,
+                       char *why, size_t cap);
+
+/*  Starts a broker and n yard-cache processes (with the extra flags,
+    NULL-terminated, e.g. "--no-l1") using Redis r, and waits until the
+    broker lists all n as workers of yard.cache. y->workers are then the
+    yard-cache processes. 0 or -1. */
+int bench_cache_start(bench_yard_t *y, const bench_redis_t *r,
+                      const char *label, const char *const *flags, uint32_t n,
+                      int ready_ms);
+
+/*  Stores g's key and value through the cache (op set, ttl_ms), then
+    gets it in batches until every answer of `rounds` batches in a row is
+    a hit with the value from g's tier (every instance has it where the
+    load expects it), within ready_ms. 0 or -1. */
+int bench_cache_prepare(const bench_yard_t *y, const bench_cache_get_t *g,
+                        uint64_t ttl_ms, int ready_ms);
+
+/*  The plain-Redis side of the cache phase: `clients` threads, each with
+    its own hiredis connection, keeping `window` GETs of g's key in
+    flight (pipelined), timed and checked like the Yard loads; the
+    server CPU is redis-server's. Adds to *out. 0 or -1. */
+int bench_redis_load(const bench_redis_t *r, const bench_load_t *load,
+                     const bench_cache_get_t *g, bench_result_t *out);
 
 /* ---- bench_memory.c ---------------------------------------------------- */
 

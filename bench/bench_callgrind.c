@@ -70,7 +70,11 @@ static int s_run(const char *valgrind, uint32_t tasks, uint32_t payload,
     if (bench_yard_start_workers(&y, S_SERVICE, "echo", 1, S_READY_MS) != 0)
         goto stop;
     if (tasks > 0) {
-        bench_load_t load = {1, 16, payload, 0, 0, tasks, YARD_OK};
+        bench_load_t load = {.clients = 1,
+                             .window = 16,
+                             .payload = payload,
+                             .tasks = tasks,
+                             .expect = YARD_OK};
         bench_result_t r;
         bench_result_init(&r);
         int64_t t0 = yard_clock_ms();

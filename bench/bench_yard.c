@@ -15,7 +15,9 @@
     and each thread keeps its in-flight tasks' ids with their stamp time
     (at most `window`, found by a linear scan). The times are the same
     clock at the same points; the bookkeeping costs the clients a little
-    more than the echo load's, which only lowers the rejection rate. */
+    more than the echo load's, which only lowers the rejection rate.
+    A load of one fixed request (the cache phase's gets) goes by id the
+    same way, and its check looks at every answer. */
 #include "bench.h"
 
 #include <errno.h>
@@ -391,7 +393,7 @@ typedef struct {
 /*  Replies of this load carry the echoed stamp; else go by task id. */
 static bool s_stamped(const bench_load_t *load)
 {
-    return load->expect == YARD_OK;
+    return load->expect == YARD_OK && !load->request;
 }
 
 /*  Keeps the n ids submit_batch just handed out, with their send time,
@@ -442,6 +444,20 @@ static void s_take(s_thread_t *t, yard_reply_t *r, int64_t now)
     } else {
         /*  Forgotten whatever the status: the task is no longer in flight. */
         good = s_forget_id(t, r->id, &sent) && r->status == load->expect;
+        /*  A request load measures the worker: never the broker's
+            response cache (which these tasks do not ask for). */
+        if (load->request && r->cached)
+            good = false;
+        char why[160];
+        if (good && load->check &&
+            !load->check(r->payload, r->payload_len, load->check_arg, why,
+                         sizeof(why))) {
+            if (!t->error[0])
+                snprintf(t->error, sizeof(t->error), "reply %s: %s", r->id,
+                         why);
+            tl->errors++;
+            return;
+        }
     }
     if (!good) {
         if (!t->error[0])
@@ -479,8 +495,10 @@ static void *s_thread_main(void *arg)
     }
     memset(bufs, 'y', (size_t)window * load->payload);
     for (uint32_t i = 0; i < window; i++) {
-        frames[i].data = bufs + (size_t)i * load->payload;
-        frames[i].len = load->payload;
+        /*  A request load sends the same bytes every time. */
+        frames[i].data =
+            load->request ? load->request : bufs + (size_t)i * load->payload;
+        frames[i].len = load->request ? load->request_len : load->payload;
     }
     bench_tally_t *tl = &t->tally;
     uint64_t seq = 0, submitted = 0, in_flight = 0;
@@ -493,7 +511,7 @@ static void *s_thread_main(void *arg)
             if (load->tasks && n > t->quota - submitted)
                 n = (uint32_t)(t->quota - submitted);
             int64_t now = yard_clock_us();
-            for (uint32_t i = 0; i < n; i++)
+            for (uint32_t i = 0; !load->request && i < n; i++)
                 bench_stamp(bufs + (size_t)i * load->payload, seq++, now);
             if (n > 0) {
                 int rc = yard_client_submit_batch(t->client, t->y->service,

@@ -19,7 +19,12 @@
          throughput load with breakers on (default settings) and off, and
          the same load against a service whose breaker is open; again R
          rounds, the three taking turns (who goes first rotates);
-      6. memory and callgrind last, each with a broker of its own (they
+      6. the cache, with a redis-server and two brokers of its own (one
+         with yard-cache processes on default tiers, one with --no-l1):
+         a get answered from L1 and one answered from L2 (Redis) through
+         Yard, and a plain Redis GET through hiredis, taking turns in R
+         rounds; then L1 and Redis 1 client x 1 in flight, likewise;
+      7. memory and callgrind last, each with a broker of its own (they
          start and stop brokers and must not disturb the timed phases).
     On any failure every child is stopped and the exit status is 1; the
     whole run is under a hard time bound (SIGALRM kills the children). */
@@ -41,6 +46,10 @@
 #define S_EVENTS_TARGET 0.8     /*  yard/proxy events/s at least        */
 #define S_LATENCY_TARGET 1.3    /*  yard/proxy 1x1 p50 at most          */
 #define S_READY_MS 15000        /*  native start-up handshake bound     */
+#define S_CACHE_TARGET 1.0      /*  1x1 p50: L1 hit / Redis GET at most */
+/*  TTL of the cache phase's entries: outlives any run (--duration is at
+    most 600 s per side and phase). */
+#define S_CACHE_TTL_MS (24ULL * 3600 * 1000)
 
 /*  A sanitizer build's siblings are instrumented too, and valgrind cannot
     run AddressSanitizer binaries: there the callgrind phase is off unless
@@ -68,8 +77,9 @@ static void s_usage(FILE *out)
         "latency, 1x1 latency, the event bus (one publisher to 1 and 4\n"
         "subscribers, against a plain zmq_proxy(XSUB, XPUB)), the circuit\n"
         "breaker's cost (breakers on vs off) and how fast an open breaker\n"
-        "answers, broker bytes per queued task, and broker instructions\n"
-        "per task under callgrind.\n"
+        "answers, the cache (yard.cache gets answered from L1 and from\n"
+        "L2 through Yard, against a plain Redis GET), broker bytes per\n"
+        "queued task, and broker instructions per task under callgrind.\n"
         "Compare the ratios; the absolute figures depend on the machine.\n"
         "\n"
         "options:\n"
@@ -88,6 +98,9 @@ static void s_usage(FILE *out)
         "                      slowest subscriber (default %d, %d..%d)\n"
         "  --no-breaker        skip the circuit-breaker phase (breakers\n"
         "                      on vs off, and an open breaker's answers)\n"
+        "  --no-cache          skip the cache phase (default: on when\n"
+        "                      " BENCH_REDIS_SERVER " exists; it starts its\n"
+        "                      own redis-server and yard-cache processes)\n"
         "  --mem-tasks N       tasks queued by the memory phase\n"
         "                      (default 1000000, at most 2000000)\n"
         "  --no-memory         skip the memory phase\n"
@@ -103,8 +116,8 @@ static void s_usage(FILE *out)
         "                      callgrind out files) and print its path\n"
         "  --help              this text\n"
         "\n"
-        "yard-broker and yard-worker are taken from this binary's "
-        "directory.\n",
+        "yard-broker, yard-worker and yard-cache are taken from this "
+        "binary's\ndirectory.\n",
         BENCH_MAX_WINDOW, BENCH_MIN_PAYLOAD, BENCH_MAX_PAYLOAD,
         BENCH_EVENT_WINDOW, BENCH_EVENT_BATCH, BENCH_EVENT_MAX_WINDOW);
 }
@@ -127,6 +140,7 @@ static int s_parse(int argc, char **argv, bench_config_t *cfg)
         O_DURATION,
         O_ROUNDS,
         O_NO_BREAKER,
+        O_NO_CACHE,
         O_NO_EVENTS,
         O_EVENT_WINDOW,
         O_MEM_TASKS,
@@ -147,6 +161,7 @@ static int s_parse(int argc, char **argv, bench_config_t *cfg)
         {"duration", required_argument, NULL, O_DURATION},
         {"rounds", required_argument, NULL, O_ROUNDS},
         {"no-breaker", no_argument, NULL, O_NO_BREAKER},
+        {"no-cache", no_argument, NULL, O_NO_CACHE},
         {"no-events", no_argument, NULL, O_NO_EVENTS},
         {"event-window", required_argument, NULL, O_EVENT_WINDOW},
         {"mem-tasks", required_argument, NULL, O_MEM_TASKS},
@@ -192,6 +207,9 @@ static int s_parse(int argc, char **argv, bench_config_t *cfg)
             break;
         case O_NO_BREAKER:
             cfg->breaker = false;
+            break;
+        case O_NO_CACHE:
+            cfg->cache = false;
             break;
         case O_NO_EVENTS:
             cfg->events = false;
@@ -302,6 +320,13 @@ typedef struct {
     bench_events_result_t ev_yard[2], ev_proxy[2]; /*  1 and 4 subscribers */
     double ev_round_yard[2][S_MAX_ROUNDS];         /*  events/s per round  */
     double ev_round_proxy[2][S_MAX_ROUNDS];
+    bool have_cache;
+    const char *cache_skipped; /*  why the cache phase did not run       */
+    bench_result_t c_l1, c_l2, c_redis;   /*  clients x window              */
+    bench_result_t c_l1_lat, c_redis_lat; /*  1 client, 1 in flight      */
+    double c_round_l1[S_MAX_ROUNDS];      /*  per s of each round          */
+    double c_round_l2[S_MAX_ROUNDS];
+    double c_round_redis[S_MAX_ROUNDS];
     bool have_memory;
     bench_memory_t memory;
     bool have_callgrind;
@@ -356,6 +381,40 @@ static json_t *s_breaker_json(const s_report_t *rep)
                      s_ratio(on->tasks_per_s, off->tasks_per_s), "open", o,
                      "ratio_rejections_to_tasks",
                      s_ratio(open->tasks_per_s, on->tasks_per_s));
+}
+
+/*  The "cache" object: the two Yard sides as the throughput sides are,
+    the plain Redis GET (ops_per_s for tasks_per_s), the ratios to Redis,
+    and the 1x1 latencies of an L1 hit and a Redis GET. */
+static json_t *s_cache_json(const bench_config_t *cfg, const s_report_t *rep)
+{
+    const bench_result_t *l1 = &rep->c_l1, *l2 = &rep->c_l2;
+    const bench_result_t *rd = &rep->c_redis;
+    json_t *redis = json_pack("{s:f, s:I, s:I, s:I, s:f, s:I}", "ops_per_s",
+                              rd->tasks_per_s, "p50_us", (json_int_t)rd->p50_us,
+                              "p99_us", (json_int_t)rd->p99_us, "max_us",
+                              (json_int_t)rd->max_us, "mean_us", rd->mean_us,
+                              "completed", (json_int_t)rd->completed);
+    if (redis)
+        json_object_set_new(redis, "cpu_us_per_op", s_cpu_json(rd));
+    json_t *rounds = json_array();
+    for (uint32_t i = 0; i < rep->rounds; i++)
+        json_array_append_new(
+            rounds,
+            json_real(s_ratio(rep->c_round_l1[i], rep->c_round_redis[i])));
+    const bench_result_t *a = &rep->c_l1_lat, *b = &rep->c_redis_lat;
+    return json_pack(
+        "{s:o, s:o, s:o, s:f, s:f, s:o, s:{s:I, s:I, s:I, s:I, s:f}, s:I, "
+        "s:I}",
+        "l1", s_side_json(l1), "l2", s_side_json(l2), "redis", redis,
+        "ratio_l1_redis", s_ratio(l1->tasks_per_s, rd->tasks_per_s),
+        "ratio_l2_redis", s_ratio(l2->tasks_per_s, rd->tasks_per_s),
+        "ratio_rounds", rounds, "latency_1x1", "l1_p50_us",
+        (json_int_t)a->p50_us, "l1_p99_us", (json_int_t)a->p99_us,
+        "redis_p50_us", (json_int_t)b->p50_us, "redis_p99_us",
+        (json_int_t)b->p99_us, "ratio",
+        s_ratio((double)a->p50_us, (double)b->p50_us), "value_bytes",
+        (json_int_t)cfg->payload, "caches", (json_int_t)cfg->workers);
 }
 
 /*  Subscribers of the two event loads. */
@@ -455,6 +514,8 @@ static int s_print_json(const bench_config_t *cfg, const s_report_t *rep)
                         rep->have_events ? s_events_json(rep) : json_null());
     json_object_set_new(root, "breaker",
                         rep->have_breaker ? s_breaker_json(rep) : json_null());
+    json_object_set_new(root, "cache",
+                        rep->have_cache ? s_cache_json(cfg, rep) : json_null());
     if (rep->have_memory)
         json_object_set_new(
             root, "memory",
@@ -520,6 +581,57 @@ static void s_print_breaker(const s_report_t *rep)
 static const char *s_verdict(bool ok)
 {
     return ok ? "met" : "MISSED";
+}
+
+static void s_print_cache_row(const char *name, const bench_result_t *r)
+{
+    printf("  %-22s%10.0f  %8llu  %8llu\n", name, r->tasks_per_s,
+           (unsigned long long)r->p50_us, (unsigned long long)r->p99_us);
+}
+
+static void s_print_cache(const bench_config_t *cfg, const s_report_t *rep)
+{
+    const bench_result_t *l1 = &rep->c_l1, *l2 = &rep->c_l2;
+    const bench_result_t *rd = &rep->c_redis;
+    const bench_result_t *a = &rep->c_l1_lat, *b = &rep->c_redis_lat;
+    printf("cache (get of a %u B value; %u clients x %u in flight; %u "
+           "yard-cache per broker)\n",
+           cfg->payload, cfg->clients, cfg->window, cfg->workers);
+    printf("                             per s    p50 us    p99 us\n");
+    s_print_cache_row("yard, L1 hit", l1);
+    s_print_cache_row("yard, L2 hit (--no-l1)", l2);
+    s_print_cache_row("redis GET (floor)", rd);
+    printf("  L1 / redis            %9.2fx %8.2fx %8.2fx\n",
+           s_ratio(l1->tasks_per_s, rd->tasks_per_s),
+           s_ratio(l1->p50_us, rd->p50_us), s_ratio(l1->p99_us, rd->p99_us));
+    printf("  L2 / redis            %9.2fx %8.2fx %8.2fx\n",
+           s_ratio(l2->tasks_per_s, rd->tasks_per_s),
+           s_ratio(l2->p50_us, rd->p50_us), s_ratio(l2->p99_us, rd->p99_us));
+    printf("  per round, L1 / redis:");
+    for (uint32_t i = 0; i < rep->rounds; i++)
+        printf(" %.2fx", s_ratio(rep->c_round_l1[i], rep->c_round_redis[i]));
+    printf("\n");
+    printf("  CPU per get, us      clients    server   workers     total    "
+           "kernel\n");
+    s_print_cpu("yard, L1 hit", l1);
+    s_print_cpu("yard, L2 hit", l2);
+    s_print_cpu("redis GET", rd);
+    printf("  latency (1 client, 1 in flight)  p50 us    p99 us\n");
+    printf("  yard, L1 hit                 %8llu  %8llu\n",
+           (unsigned long long)a->p50_us, (unsigned long long)a->p99_us);
+    printf("  redis GET                    %8llu  %8llu\n",
+           (unsigned long long)b->p50_us, (unsigned long long)b->p99_us);
+    printf("  L1 / redis                   %7.2fx %8.2fx\n",
+           s_ratio(a->p50_us, b->p50_us), s_ratio(a->p99_us, b->p99_us));
+    printf("  (for scale, 1x1 p50 of an echo above: %llu us through "
+           "yard-broker,\n   %llu us through the zmq proxy)\n",
+           (unsigned long long)rep->yard_lat.p50_us,
+           (unsigned long long)rep->proxy_lat.p50_us);
+    printf("  (yard: C clients -> yard-broker -> yard-cache, answers checked "
+           "hit, value\n   and tier; L1: default tiers, L2: --no-l1, every "
+           "get a Redis GET; redis:\n   hiredis, each client pipelining its "
+           "GETs; server: yard-broker /\n   redis-server, workers: "
+           "yard-cache)\n\n");
 }
 
 static void s_print_ev_row(const char *label, const char *name,
@@ -611,6 +723,12 @@ static void s_print_text(const bench_config_t *cfg, const s_report_t *rep)
         s_print_breaker(rep);
     else
         printf("breaker: skipped\n\n");
+    if (rep->have_cache)
+        s_print_cache(cfg, rep);
+    else
+        printf("cache: skipped%s%s%s\n\n", rep->cache_skipped ? " (" : "",
+               rep->cache_skipped ? rep->cache_skipped : "",
+               rep->cache_skipped ? ")" : "");
     if (rep->have_memory) {
         const bench_memory_t *m = &rep->memory;
         printf("memory (%llu tasks of %u B queued, no workers; %.1f s)\n"
@@ -646,6 +764,12 @@ static void s_print_text(const bench_config_t *cfg, const s_report_t *rep)
                S_EVENTS_TARGET, s_verdict(e1 >= S_EVENTS_TARGET), e1,
                s_verdict(e4 >= S_EVENTS_TARGET), e4);
     }
+    if (rep->have_cache) {
+        double rc = s_ratio(rep->c_l1_lat.p50_us, rep->c_redis_lat.p50_us);
+        printf("         cache: 1x1 p50 of an L1 hit <= %.1fx a Redis GET: %s "
+               "(%.2fx)\n",
+               S_CACHE_TARGET, s_verdict(rc <= S_CACHE_TARGET), rc);
+    }
 }
 
 /*  Hard bound on the whole run: generous per phase; a run that passes it
@@ -659,6 +783,8 @@ static unsigned s_budget(const bench_config_t *cfg, bool callgrind)
         s += 30 + 4 * (cfg->duration_s + cfg->rounds * per_slice);
     if (cfg->breaker) /*  three sides, and three brokers to start */
         s += 30 + 3 * (cfg->duration_s + cfg->rounds * per_slice);
+    if (cfg->cache) /*  3 + 2 sides; redis, two brokers, settling */
+        s += 60 + 5 * (cfg->duration_s + cfg->rounds * per_slice);
     if (cfg->memory)
         s += 120;
     if (callgrind)
@@ -670,11 +796,13 @@ static unsigned s_budget(const bench_config_t *cfg, bool callgrind)
     replies must be, and where its figures go. */
 typedef struct {
     const char *name;
-    bench_yard_t *yard;     /*  NULL: the proxy                       */
-    bench_proxy_t *proxy;   /*  NULL: the Yard stack                  */
-    yard_status_t expect;   /*  YARD_OK (echo) or YARD_CIRCUIT_OPEN   */
-    bench_result_t *result; /*  every round adds to it                */
-    double *round;          /*  rate of each round, or NULL           */
+    bench_yard_t *yard;           /*  NULL: the proxy                       */
+    bench_proxy_t *proxy;         /*  NULL: the Yard stack                  */
+    yard_status_t expect;         /*  YARD_OK (echo) or YARD_CIRCUIT_OPEN   */
+    bench_result_t *result;       /*  every round adds to it                */
+    double *round;                /*  rate of each round, or NULL           */
+    const bench_redis_t *redis;   /*  set: plain Redis GETs of get->key */
+    const bench_cache_get_t *get; /*  set: yard.cache gets (Yard side)  */
 } s_side_t;
 
 /*  One phase: the sides take turns, `rounds` slices each, rotating which
@@ -683,17 +811,25 @@ typedef struct {
 static int s_phase(const bench_config_t *cfg, const bench_load_t *load,
                    const s_side_t *sides, uint32_t nsides)
 {
-    bench_load_t slice = *load;
-    slice.duration_us = load->duration_us / cfg->rounds;
     for (uint32_t i = 0; i < cfg->rounds; i++) {
         for (uint32_t k = 0; k < nsides; k++) {
             const s_side_t *side = &sides[(i + k) % nsides];
             bench_result_t *r = side->result;
             uint64_t before = r->completed;
             double secs = r->seconds;
+            bench_load_t slice = *load;
+            slice.duration_us = load->duration_us / cfg->rounds;
             slice.expect = side->expect;
-            int rc = side->yard ? bench_yard_load(side->yard, &slice, r)
-                                : bench_proxy_load(side->proxy, &slice, r);
+            if (side->get) {
+                slice.request = side->get->request;
+                slice.request_len = side->get->request_len;
+                slice.check = bench_cache_check;
+                slice.check_arg = side->get;
+            }
+            int rc = side->redis
+                         ? bench_redis_load(side->redis, &slice, side->get, r)
+                     : side->yard ? bench_yard_load(side->yard, &slice, r)
+                                  : bench_proxy_load(side->proxy, &slice, r);
             if (rc != 0)
                 return -1;
             double tps = r->seconds > secs ? (double)(r->completed - before) /
@@ -783,15 +919,86 @@ static int s_breaker_phase(const bench_config_t *cfg, const bench_load_t *load,
         bench_yard_open_breaker(&open, S_READY_MS) != 0)
         goto stop;
     const s_side_t sides[] = {
-        {"breaker on", &on, NULL, YARD_OK, &rep->brk_on, NULL},
-        {"breaker off", &off, NULL, YARD_OK, &rep->brk_off, NULL},
-        {"breaker open", &open, NULL, YARD_CIRCUIT_OPEN, &rep->brk_open, NULL},
+        {"breaker on", &on, NULL, YARD_OK, &rep->brk_on, NULL, NULL, NULL},
+        {"breaker off", &off, NULL, YARD_OK, &rep->brk_off, NULL, NULL, NULL},
+        {"breaker open", &open, NULL, YARD_CIRCUIT_OPEN, &rep->brk_open, NULL,
+         NULL, NULL},
     };
     rc = s_phase(cfg, load, sides, 3);
 stop:
     bench_yard_stop(&on, 10000);
     bench_yard_stop(&off, 10000);
     bench_yard_stop(&open, 10000);
+    return rc;
+}
+
+/*  The cache phase, with a redis-server and two brokers of its own:
+    "l1", W yard-cache processes with their default tiers (L1 and L2),
+    and "l2", W started with --no-l1, so every get is a Redis read. Each
+    has its key set (through itself) and settled (every instance answers
+    from the tier the load is about); a third key is SET in Redis
+    directly for the plain GET. The three loads take turns in R rounds
+    (who goes first rotating), then L1 and Redis 1 client x 1 in flight,
+    alternating. Every answer is checked; any wrong one fails the run.
+    The "l1" instances get --l1-ttl-ms 0: an instance that did not take
+    the set copies the entry from L2 with the L1 default TTL (60 s), and
+    a long run would see it expire and answer from L2 once. */
+static int s_cache_phase(const bench_config_t *cfg, const bench_load_t *load,
+                         const bench_load_t *one, s_report_t *rep)
+{
+    static const char *const l1_flags[] = {"--l1-ttl-ms", "0", NULL};
+    static const char *const l2_flags[] = {"--no-l1", NULL};
+    bench_redis_t redis;
+    bench_yard_t l1, l2;
+    memset(&redis, 0, sizeof(redis));
+    memset(&l1, 0, sizeof(l1));
+    memset(&l2, 0, sizeof(l2));
+    /*  Large enough for any payload; not compressible to nothing. */
+    uint8_t *value = malloc(cfg->payload);
+    bench_cache_get_t *g = calloc(3, sizeof(*g));
+    int rc = -1;
+    if (!value || !g)
+        goto stop;
+    for (uint32_t i = 0; i < cfg->payload; i++)
+        value[i] = (uint8_t)(i * 131u + 17u);
+    if (bench_cache_get_init(&g[0], "bench:l1", value, cfg->payload, "l1") ||
+        bench_cache_get_init(&g[1], "bench:l2", value, cfg->payload, "l2") ||
+        bench_cache_get_init(&g[2], "bench:redis", value, cfg->payload, ""))
+        goto stop;
+    if (bench_redis_start(&redis, S_READY_MS) != 0 ||
+        bench_cache_start(&l1, &redis, "l1", l1_flags, cfg->workers,
+                          S_READY_MS) != 0 ||
+        bench_cache_start(&l2, &redis, "l2", l2_flags, cfg->workers,
+                          S_READY_MS) != 0)
+        goto stop;
+    if (bench_cache_prepare(&l1, &g[0], S_CACHE_TTL_MS, S_READY_MS) != 0 ||
+        bench_cache_prepare(&l2, &g[1], S_CACHE_TTL_MS, S_READY_MS) != 0 ||
+        bench_redis_set(&redis, g[2].key, value, cfg->payload) != 0)
+        goto stop;
+    bench_note("cache: l1 / l2 / redis, %u x %u", cfg->clients, cfg->window);
+    const s_side_t thr[] = {
+        {"cache l1", &l1, NULL, YARD_OK, &rep->c_l1, rep->c_round_l1, NULL,
+         &g[0]},
+        {"cache l2", &l2, NULL, YARD_OK, &rep->c_l2, rep->c_round_l2, NULL,
+         &g[1]},
+        {"redis", NULL, NULL, YARD_OK, &rep->c_redis, rep->c_round_redis,
+         &redis, &g[2]},
+    };
+    if (s_phase(cfg, load, thr, 3) != 0)
+        goto stop;
+    bench_note("cache: l1 / redis, 1 x 1");
+    const s_side_t lat[] = {
+        {"cache l1", &l1, NULL, YARD_OK, &rep->c_l1_lat, NULL, NULL, &g[0]},
+        {"redis", NULL, NULL, YARD_OK, &rep->c_redis_lat, NULL, &redis, &g[2]},
+    };
+    rc = s_phase(cfg, one, lat, 2);
+stop:
+    /*  The caches before Redis, so none of them sees it go away. */
+    bench_yard_stop(&l1, 10000);
+    bench_yard_stop(&l2, 10000);
+    bench_redis_stop(&redis, 5000);
+    free(g);
+    free(value);
     return rc;
 }
 
@@ -808,6 +1015,7 @@ int main(int argc, char **argv)
         .memory = true,
         .breaker = true,
         .events = true,
+        .cache = true,
         .event_window = BENCH_EVENT_WINDOW,
         .callgrind = -1,
         .callgrind_tasks = 20000,
@@ -835,6 +1043,13 @@ int main(int argc, char **argv)
     }
     bool callgrind = cfg.callgrind == 1 ||
                      (cfg.callgrind == -1 && have_valgrind && !S_SANITIZED);
+    /*  On by default, when there is a Redis to measure against. */
+    const char *cache_skipped = cfg.cache ? NULL : "--no-cache";
+    if (cfg.cache && access(BENCH_REDIS_SERVER, X_OK) != 0)
+        cache_skipped = "no " BENCH_REDIS_SERVER;
+    else if (cfg.cache && !bench_bin_path("yard-cache", path, sizeof(path)))
+        cache_skipped = "yard-cache is not built";
+    cfg.cache = cache_skipped == NULL;
     if (bench_proc_init(s_budget(&cfg, callgrind)) != 0)
         return 1;
 
@@ -849,6 +1064,12 @@ int main(int argc, char **argv)
     bench_result_init(&rep->brk_on);
     bench_result_init(&rep->brk_off);
     bench_result_init(&rep->brk_open);
+    bench_result_init(&rep->c_l1);
+    bench_result_init(&rep->c_l2);
+    bench_result_init(&rep->c_redis);
+    bench_result_init(&rep->c_l1_lat);
+    bench_result_init(&rep->c_redis_lat);
+    rep->cache_skipped = cache_skipped;
     for (int c = 0; c < 2; c++) {
         bench_events_result_init(&rep->ev_yard[c]);
         bench_events_result_init(&rep->ev_proxy[c]);
@@ -862,13 +1083,13 @@ int main(int argc, char **argv)
     memset(&xproxy, 0, sizeof(xproxy));
     memset(&yard, 0, sizeof(yard));
     bench_broker_opts_t bo = {0, -1, NULL, NULL, S_READY_MS, NULL};
-    bench_load_t load = {cfg.clients,
-                         cfg.window,
-                         cfg.payload,
-                         BENCH_WARMUP_US,
-                         (int64_t)(cfg.duration_s * 1e6),
-                         0,
-                         YARD_OK};
+    bench_load_t load = {.clients = cfg.clients,
+                         .window = cfg.window,
+                         .payload = cfg.payload,
+                         .warmup_us = BENCH_WARMUP_US,
+                         .duration_us = (int64_t)(cfg.duration_s * 1e6),
+                         .tasks = 0,
+                         .expect = YARD_OK};
     bench_load_t one = load;
     one.clients = 1;
     one.window = 1;
@@ -886,15 +1107,16 @@ int main(int argc, char **argv)
 
     bench_note("throughput: %u x %u", cfg.clients, cfg.window);
     const s_side_t thr[] = {
-        {"yard", &yard, NULL, YARD_OK, &rep->yard, rep->round_yard},
-        {"proxy", NULL, &proxy, YARD_OK, &rep->proxy, rep->round_proxy},
+        {"yard", &yard, NULL, YARD_OK, &rep->yard, rep->round_yard, NULL, NULL},
+        {"proxy", NULL, &proxy, YARD_OK, &rep->proxy, rep->round_proxy, NULL,
+         NULL},
     };
     if (s_phase(&cfg, &load, thr, 2) != 0)
         goto fail;
     bench_note("latency: 1 x 1");
     const s_side_t lat[] = {
-        {"yard", &yard, NULL, YARD_OK, &rep->yard_lat, NULL},
-        {"proxy", NULL, &proxy, YARD_OK, &rep->proxy_lat, NULL},
+        {"yard", &yard, NULL, YARD_OK, &rep->yard_lat, NULL, NULL, NULL},
+        {"proxy", NULL, &proxy, YARD_OK, &rep->proxy_lat, NULL, NULL, NULL},
     };
     if (s_phase(&cfg, &one, lat, 2) != 0)
         goto fail;
@@ -916,6 +1138,13 @@ int main(int argc, char **argv)
         if (s_breaker_phase(&cfg, &load, rep) != 0)
             goto fail;
         rep->have_breaker = true;
+    }
+
+    if (cfg.cache) {
+        bench_note("cache: redis-server, yard-cache on L1+L2 and on L2");
+        if (s_cache_phase(&cfg, &load, &one, rep) != 0)
+            goto fail;
+        rep->have_cache = true;
     }
 
     if (cfg.memory) {

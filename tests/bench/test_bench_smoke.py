@@ -1,8 +1,9 @@
 """yard-bench runs end to end and its --json is what scripts rely on.
 
 A short run (1 s per side, small memory and callgrind phases, the breaker
-and event phases included): this checks the benchmark works, not how fast
-anything is; figures come from make bench.
+and event phases included, and the cache phase when redis-server is
+installed): this checks the benchmark works, not how fast anything is;
+figures come from make bench.
 """
 import json
 import os
@@ -10,6 +11,7 @@ import shutil
 import subprocess
 
 BIN = os.environ.get("YARD_BIN", "build/bin")
+REDIS_SERVER = "/usr/bin/redis-server"
 
 
 def test_bench_json_short_run():
@@ -57,6 +59,29 @@ def test_bench_json_short_run():
     assert report["memory"]["bytes_per_task"] > 0
     if "--no-callgrind" not in args:
         assert report["callgrind"]["instructions_per_task"] > 0
+    # The cache: L1 and L2 hits through Yard, a plain Redis GET; every
+    # answer was checked by the bench (hit, value, tier), or it failed.
+    cache = report["cache"]
+    if not os.access(REDIS_SERVER, os.X_OK):
+        assert cache is None
+        return
+    for tier in ("l1", "l2"):
+        s = cache[tier]
+        assert s["completed"] > 0
+        assert s["tasks_per_s"] > 0
+        assert 0 < s["p50_us"] <= s["p99_us"]
+    redis = cache["redis"]
+    assert redis["completed"] > 0
+    assert redis["ops_per_s"] > 0
+    assert 0 < redis["p50_us"] <= redis["p99_us"]
+    assert cache["ratio_l1_redis"] > 0
+    assert cache["ratio_l2_redis"] > 0
+    assert len(cache["ratio_rounds"]) == 1
+    lat = cache["latency_1x1"]
+    assert 0 < lat["l1_p50_us"] <= lat["l1_p99_us"]
+    assert 0 < lat["redis_p50_us"] <= lat["redis_p99_us"]
+    assert abs(lat["ratio"] - lat["l1_p50_us"] / lat["redis_p50_us"]) < 1e-6
+    assert cache["value_bytes"] == report["config"]["payload"]
 
 
 def test_bench_rejects_bad_flag():
@@ -69,3 +94,7 @@ def test_bench_rejects_bad_flag():
                           "255"], capture_output=True, timeout=30, text=True)
     assert out.returncode == 2
     assert "event-window" in out.stderr
+    out = subprocess.run([os.path.join(BIN, "yard-bench"), "--help"],
+                         capture_output=True, timeout=30, text=True)
+    assert out.returncode == 0
+    assert "--no-cache" in out.stdout
