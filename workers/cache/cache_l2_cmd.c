@@ -332,9 +332,11 @@ static int s_do_scan_delete(yard_l2_t *self, redisContext *c,
             lens2[at] = k->len;
         }
         uint64_t others = 0;
-        rc = s_unlink(self, c, names, lens2, ne, deleted);
-        if (rc == 0)
-            rc = s_unlink(self, c, names + n, lens2 + n, no, &others);
+        if (n) { /*  an empty SCAN page: no arrays (and no pointer math) */
+            rc = s_unlink(self, c, names, lens2, ne, deleted);
+            if (rc == 0)
+                rc = s_unlink(self, c, names + n, lens2 + n, no, &others);
+        }
         free(names);
         free(lens2);
         freeReplyObject(r);
