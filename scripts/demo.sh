@@ -1,7 +1,8 @@
 #!/bin/bash
-# make demo: a broker, an event subscriber and two workers on loopback, a
-# workload showing a success, a batch, a timeout, a retry after a worker is
-# killed with -9, the events it caused, then the broker's metrics. Stops
+# make demo: a broker, an event subscriber, two workers, a redis-server and
+# a yard-cache on loopback; a workload showing a success, a batch, a
+# timeout, a retry after a worker is killed with -9, a cache set / get /
+# invalidate, the events it caused, then the broker's metrics. Stops
 # everything it started, by PID.
 set -u
 BIN=${1:-build/bin}
@@ -82,6 +83,28 @@ done
 wait "$BATCH"; echo "batch exit status $?"
 cat "$WORK/batch.out"
 echo "(attempts 2 = ran again on worker-b after worker-a was lost)"
+
+if [ -x /usr/bin/redis-server ] && [ -x "$BIN/yard-cache" ]; then
+    say "the cache: redis-server, yard-cache, then yard cache set / get"
+    RPORT=$(free_port)
+    /usr/bin/redis-server --port "$RPORT" --bind 127.0.0.1 --save '' \
+        --appendonly no --dir "$WORK" >"$WORK/redis.log" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$RPORT") 2>/dev/null && break
+        sleep 0.05
+    done
+    "$BIN/yard-cache" --redis "redis://127.0.0.1:$RPORT/0" 2>"$WORK/cache.log" &
+    PIDS+=($!)
+    for _ in $(seq 100); do
+        stats_has 's["services"].get("yard.cache", {}).get("workers") == 1' && break
+        sleep 0.1
+    done
+    "$BIN/yard" cache set --ttl 60000 --tag demo greeting 'hello from the cache'
+    printf 'yard cache get greeting: '; "$BIN/yard" cache get greeting; echo
+    "$BIN/yard" cache invalidate-tag demo
+    "$BIN/yard" cache get greeting; echo "exit status $? (1 = miss)"
+fi
 
 say "events seen by the subscriber"
 cut -c1-160 "$WORK/events.jsonl"
