@@ -286,6 +286,28 @@ void broker_answer_retry(broker_t *self, broker_task_t *task,
              retry_after_ms, false);
 }
 
+bool broker_detach(broker_t *self, broker_task_t *task, int64_t now)
+{
+    broker_service_t *service = task->service;
+    switch (task->state) {
+    case TASK_QUEUED:
+        service_unlink(service, task);
+        return true;
+    case TASK_DELAYED:
+        service->delayed--;
+        return true;
+    case TASK_INFLIGHT:
+        worker_send_cancel(self, task->worker, task->job, now);
+        service->in_flight--;
+        return true;
+    case TASK_PARKED:
+        service->parked--;
+        return true;
+    default:
+        return false;
+    }
+}
+
 void broker_forget(broker_t *self, broker_task_t *task)
 {
     if (task->flight)
@@ -408,23 +430,7 @@ static void s_fire_timers(broker_t *self, int64_t now)
             broker_want_dispatch(self, service);
             continue;
         }
-        switch (task->state) {
-        case TASK_QUEUED:
-            service_unlink(service, task);
-            break;
-        case TASK_DELAYED:
-            service->delayed--;
-            break;
-        case TASK_INFLIGHT:
-            worker_send_cancel(self, task->worker, task->job, now);
-            service->in_flight--;
-            break;
-        case TASK_PARKED:
-            service->parked--;
-            break;
-        default:
-            break;
-        }
+        broker_detach(self, task, now);
         service->counters.timed_out++;
         breaker_record(self, task, YARD_BREAKER_TIMEOUT,
                        (uint64_t)(now - task->accepted_us), now);
@@ -525,23 +531,7 @@ static void s_finish_drain(broker_t *self, int64_t now)
     for (size_t i = 0; i < all.count; i++) {
         broker_task_t *task = all.list[i];
         broker_service_t *service = task->service;
-        switch (task->state) {
-        case TASK_QUEUED:
-            service_unlink(service, task);
-            break;
-        case TASK_DELAYED:
-            service->delayed--;
-            break;
-        case TASK_INFLIGHT:
-            worker_send_cancel(self, task->worker, task->job, now);
-            service->in_flight--;
-            break;
-        case TASK_PARKED:
-            service->parked--;
-            break;
-        default:
-            break;
-        }
+        broker_detach(self, task, now);
         service->counters.shutdown++;
         breaker_record(self, task, YARD_BREAKER_NEUTRAL, 0, now);
         broker_answer(self, task, YARD_SHUTDOWN, NULL, 0,

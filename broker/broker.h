@@ -297,6 +297,12 @@ void broker_answer_retry(broker_t *self, broker_task_t *task,
                          yard_status_t status, const char *error,
                          uint32_t retry_after_ms);
 
+/*  Takes a live task out of wherever it waits or runs before it is
+    answered early (deadline, cancel, drain): its queue, its retry backoff,
+    its worker (which gets CANCEL {job}), or its cache parking. false for
+    an orphan, which has nothing to leave. */
+bool broker_detach(broker_t *self, broker_task_t *task, int64_t now);
+
 /*  Unlinks an answered (or silently cancelled) task from the id index,
     the timers and its client, and frees it -- or, if a worker still holds
     it, keeps it as an orphan until the worker reports. */
@@ -559,10 +565,6 @@ void broker_emit(broker_t *self, const char *type,
 void broker_emit_task(broker_t *self, const char *type,
                       const broker_task_t *task,
                       const broker_event_field_t *extra, size_t nextra);
-
-/*  True if some subscriber's prefixes match type (to skip building an
-    event nobody wants). */
-bool broker_event_wanted(broker_t *self, const char *type);
 
 /*  Sets up / frees the event state (maps, buffers). 0 or -1. */
 int events_init(broker_t *self);

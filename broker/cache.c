@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <sodium.h>
 
 #include "broker.h"
 #include "yard_hash.h"
@@ -296,15 +297,11 @@ void cache_on_reply(broker_t *self, const yard_result_t *result, int64_t now)
         memcmp(result->id.ptr, S_GET_PREFIX, plen) != 0)
         return; //  a "set": nothing to do
     uint8_t key[YARD_CACHE_KEY_BYTES];
-    for (size_t i = 0; i < YARD_CACHE_KEY_BYTES; i++) {
-        unsigned v = 0;
-        for (size_t j = 0; j < 2; j++) {
-            uint8_t c = result->id.ptr[plen + 2 * i + j];
-            v = v * 16 +
-                (c >= 'a' ? (unsigned)(c - 'a' + 10) : (unsigned)(c - '0'));
-        }
-        key[i] = (uint8_t)v;
-    }
+    size_t got = 0;
+    if (sodium_hex2bin(key, sizeof(key), (const char *)result->id.ptr + plen,
+                       2 * YARD_CACHE_KEY_BYTES, NULL, &got, NULL) != 0 ||
+        got != sizeof(key))
+        return;
     uint64_t hash = yard_hash64(key, YARD_CACHE_KEY_BYTES, self->seed);
     broker_flight_t *f = yard_map_get(self->flights, hash, s_flight_eq, key);
     if (!f || !f->lookup_pending)

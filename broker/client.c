@@ -317,23 +317,8 @@ static void s_cancel(broker_t *self, broker_client_t *c,
     if (!task)
         return; //  already answered, or never known: nothing to do
     broker_service_t *service = task->service;
-    switch (task->state) {
-    case TASK_QUEUED:
-        service_unlink(service, task);
-        break;
-    case TASK_DELAYED:
-        service->delayed--;
-        break;
-    case TASK_INFLIGHT:
-        worker_send_cancel(self, task->worker, task->job, now);
-        service->in_flight--;
-        break;
-    case TASK_PARKED:
-        service->parked--;
-        break;
-    default:
-        return;
-    }
+    if (!broker_detach(self, task, now))
+        return; //  an orphan: already answered
     service->counters.cancelled++;
     breaker_record(self, task, YARD_BREAKER_NEUTRAL, 0, now);
     broker_emit_task(self, "task.cancelled", task, NULL, 0);
@@ -368,23 +353,7 @@ static void s_cancel_all(broker_t *self, broker_client_t *c, int64_t now)
     for (size_t i = 0; i < mine.count; i++) {
         broker_task_t *task = mine.list[i];
         broker_service_t *service = task->service;
-        switch (task->state) {
-        case TASK_QUEUED:
-            service_unlink(service, task);
-            break;
-        case TASK_DELAYED:
-            service->delayed--;
-            break;
-        case TASK_INFLIGHT:
-            worker_send_cancel(self, task->worker, task->job, now);
-            service->in_flight--;
-            break;
-        case TASK_PARKED:
-            service->parked--;
-            break;
-        default:
-            break;
-        }
+        broker_detach(self, task, now);
         service->counters.cancelled++;
         broker_forget(self, task);
     }

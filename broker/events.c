@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <sodium.h>
 
 #include "broker.h"
 #include "yard_clock.h"
@@ -291,23 +292,26 @@ static void s_fan_out(broker_t *self, const yard_event_t *ev, int64_t now)
     if (t)
         t->c.published++;
     self->ev_total.published++;
-    if (self->nsubs == 0)
-        return;
-    yard_event_t out = *ev;
-    out.seq = 0;
-    out.ack = false;
-    out.sn = 0;
     msgpack_sbuffer *buf = &self->evbuf;
-    buf->size = 0;
-    if (yard_encode_event(buf, YARD_ROLE_BROKER, &out) != 0) {
-        yard_warn("event %.*s could not be encoded", (int)ev->type.len,
-                  (const char *)ev->type.ptr);
-        return;
-    }
+    bool encoded = false; //  only once a subscriber wants it
     for (size_t i = 0; i < self->nsubs; i++) {
         broker_sub_t *sub = self->sub_list[i];
-        if (s_matches(sub, ev->type.ptr, ev->type.len) &&
-            !s_deliver(self, sub, buf->data, buf->size, t, now))
+        if (!s_matches(sub, ev->type.ptr, ev->type.len))
+            continue;
+        if (!encoded) {
+            yard_event_t out = *ev;
+            out.seq = 0;
+            out.ack = false;
+            out.sn = 0;
+            buf->size = 0;
+            if (yard_encode_event(buf, YARD_ROLE_BROKER, &out) != 0) {
+                yard_warn("event %.*s could not be encoded", (int)ev->type.len,
+                          (const char *)ev->type.ptr);
+                return;
+            }
+            encoded = true;
+        }
+        if (!s_deliver(self, sub, buf->data, buf->size, t, now))
             i--; //  removed: the last one moved into slot i
     }
 }
@@ -375,15 +379,6 @@ void broker_emit_task(broker_t *self, const char *type,
     for (size_t i = 0; i < nextra && n < 8; i++)
         f[n++] = extra[i];
     broker_emit(self, type, f, n);
-}
-
-bool broker_event_wanted(broker_t *self, const char *type)
-{
-    size_t len = strlen(type);
-    for (size_t i = 0; i < self->nsubs; i++)
-        if (s_matches(self->sub_list[i], (const uint8_t *)type, len))
-            return true;
-    return false;
 }
 
 /* ---- Publishing -------------------------------------------------------- */
@@ -669,9 +664,7 @@ json_t *events_stats(broker_t *self, int64_t now)
         for (size_t j = 0; j < sub->nprefixes; j++)
             json_array_append_new(prefixes, json_string(sub->prefixes[j]));
         char hex[2 * sizeof(sub->identity) + 1];
-        for (size_t j = 0; j < sub->identity_len; j++)
-            snprintf(hex + 2 * j, 3, "%02x", sub->identity[j]);
-        hex[2 * sub->identity_len] = 0;
+        sodium_bin2hex(hex, sizeof(hex), sub->identity, sub->identity_len);
         json_array_append_new(
             subs,
             json_pack("{s:s, s:o, s:b, s:I, s:I, s:I, s:I}", "id", hex, "types",

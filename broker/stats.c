@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <sodium.h>
 
 #include "broker.h"
 
@@ -161,9 +162,7 @@ static void s_worker(void *value, void *arg)
     broker_worker_t *w = value;
     s_wlist_t *wl = arg;
     char hex[2 * sizeof(w->identity) + 1];
-    for (size_t i = 0; i < w->identity_len; i++)
-        snprintf(hex + 2 * i, 3, "%02x", w->identity[i]);
-    hex[2 * w->identity_len] = 0;
+    sodium_bin2hex(hex, sizeof(hex), w->identity, w->identity_len);
     json_t *o = json_pack(
         "{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "service", w->service->name,
         "id", hex, "name", w->name, "pid", (json_int_t)w->pid, "capacity",

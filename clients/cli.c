@@ -12,6 +12,7 @@
 #include "cli.h"
 
 #include <jansson.h>
+#include <sodium.h>
 
 #include <errno.h>
 #include <inttypes.h>
@@ -382,25 +383,12 @@ int cli_wait_one(yard_client_t *client, const cli_global_t *g, const char *id,
 
 json_t *cli_base64_json(const void *bytes, size_t len)
 {
-    const uint8_t *data = bytes;
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char *out = malloc(4 * ((len + 2) / 3) + 1);
+    size_t cap = sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL);
+    char *out = malloc(cap);
     if (!out)
         return NULL;
-    size_t o = 0;
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)data[i] << 16;
-        if (i + 1 < len)
-            v |= (uint32_t)data[i + 1] << 8;
-        if (i + 2 < len)
-            v |= data[i + 2];
-        out[o++] = alphabet[(v >> 18) & 63];
-        out[o++] = alphabet[(v >> 12) & 63];
-        out[o++] = i + 1 < len ? alphabet[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < len ? alphabet[v & 63] : '=';
-    }
-    json_t *s = json_stringn(out, o);
+    sodium_bin2base64(out, cap, bytes, len, sodium_base64_VARIANT_ORIGINAL);
+    json_t *s = json_string(out);
     free(out);
     return s;
 }

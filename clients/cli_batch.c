@@ -57,28 +57,8 @@ static void s_batch_usage(FILE *out)
 
 static json_t *s_base64(const uint8_t *data, size_t len)
 {
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t out_len = 4 * ((len + 2) / 3);
-    char *out = malloc(out_len + 1);
-    if (!out)
-        return NULL;
-    size_t o = 0;
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)data[i] << 16;
-        if (i + 1 < len)
-            v |= (uint32_t)data[i + 1] << 8;
-        if (i + 2 < len)
-            v |= data[i + 2];
-        out[o++] = alphabet[(v >> 18) & 63];
-        out[o++] = alphabet[(v >> 12) & 63];
-        out[o++] = i + 1 < len ? alphabet[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < len ? alphabet[v & 63] : '=';
-    }
-    out[o] = '\0';
-    json_t *obj = json_pack("{s:s}", "base64", out);
-    free(out);
-    return obj;
+    json_t *b64 = cli_base64_json(data, len);
+    return b64 ? json_pack("{s:o}", "base64", b64) : NULL;
 }
 
 /*  A payload as JSON: a string if it is valid UTF-8, else base64. */

@@ -321,10 +321,6 @@ done:
 void yard_cache_key_hex(const uint8_t key[YARD_CACHE_KEY_BYTES],
                         char out[2 * YARD_CACHE_KEY_BYTES + 1])
 {
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < YARD_CACHE_KEY_BYTES; i++) {
-        out[2 * i] = hex[key[i] >> 4];
-        out[2 * i + 1] = hex[key[i] & 15];
-    }
-    out[2 * YARD_CACHE_KEY_BYTES] = '\0';
+    sodium_bin2hex(out, 2 * YARD_CACHE_KEY_BYTES + 1, key,
+                   YARD_CACHE_KEY_BYTES);
 }

@@ -237,6 +237,30 @@ int yard_l2_cmd_del(yard_l2_t *self, redisContext *c, const void *key,
     return rc;
 }
 
+/*  One SCAN / SSCAN step (argv[0] names it; the cursor is in argv and is
+    replaced by the next one, at most 31 characters). The reply, whose
+    element[1] is the page of names, for the caller to free; NULL when
+    Redis is gone (*rc = -1) or answered something else (logged). */
+static redisReply *s_scan_step(yard_l2_t *self, redisContext *c, int argc,
+                               const char **argv, const size_t *lens,
+                               char cursor[32], int *rc)
+{
+    redisReply *r = redisCommandArgv(c, argc, argv, lens);
+    if (!r) {
+        *rc = -1;
+        return NULL;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING ||
+        r->element[1]->type != REDIS_REPLY_ARRAY) {
+        yard_l2_reply_error(self, r, argv[0]);
+        freeReplyObject(r);
+        return NULL;
+    }
+    snprintf(cursor, 32, "%.*s", (int)r->element[0]->len, r->element[0]->str);
+    return r;
+}
+
 /*  Every key listed in PREFIX:t:<tag>, then the set itself. */
 int yard_l2_cmd_tag(yard_l2_t *self, redisContext *c, const void *tag,
                     size_t len, uint64_t *deleted)
@@ -252,20 +276,9 @@ int yard_l2_cmd_tag(yard_l2_t *self, redisContext *c, const void *tag,
     do {
         const char *argv[5] = {"SSCAN", tname, cursor, "COUNT", count};
         size_t lens[5] = {5, tlen, strlen(cursor), 5, strlen(count)};
-        redisReply *r = redisCommandArgv(c, 5, argv, lens);
-        if (!r) {
-            rc = -1;
+        redisReply *r = s_scan_step(self, c, 5, argv, lens, cursor, &rc);
+        if (!r)
             break;
-        }
-        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-            r->element[0]->type != REDIS_REPLY_STRING ||
-            r->element[1]->type != REDIS_REPLY_ARRAY) {
-            yard_l2_reply_error(self, r, "SSCAN");
-            freeReplyObject(r);
-            break;
-        }
-        snprintf(cursor, sizeof cursor, "%.*s", (int)r->element[0]->len,
-                 r->element[0]->str);
         rc = s_unlink_members(self, c, r->element[1], deleted);
         freeReplyObject(r);
     } while (rc == 0 && strcmp(cursor, "0") != 0);
@@ -295,20 +308,9 @@ static int s_do_scan_delete(yard_l2_t *self, redisContext *c,
         const char *argv[6] = {"SCAN",  cursor,  "MATCH",
                                pattern, "COUNT", count};
         size_t lens[6] = {4, strlen(cursor), 5, plen, 5, strlen(count)};
-        redisReply *r = redisCommandArgv(c, 6, argv, lens);
-        if (!r) {
-            rc = -1;
+        redisReply *r = s_scan_step(self, c, 6, argv, lens, cursor, &rc);
+        if (!r)
             break;
-        }
-        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-            r->element[0]->type != REDIS_REPLY_STRING ||
-            r->element[1]->type != REDIS_REPLY_ARRAY) {
-            yard_l2_reply_error(self, r, "SCAN");
-            freeReplyObject(r);
-            break;
-        }
-        snprintf(cursor, sizeof cursor, "%.*s", (int)r->element[0]->len,
-                 r->element[0]->str);
         const redisReply *keys = r->element[1];
         size_t n = keys->elements;
         const char **names = n ? calloc(2 * n, sizeof *names) : NULL;

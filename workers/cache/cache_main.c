@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "cache.h"
 #include "yard_clock.h"
 #include "yard_config.h"
@@ -383,8 +385,7 @@ static int s_start(yard_cache_t *self)
     yard_rand_seed_os(&rng);
     uint8_t id[8];
     yard_rand_bytes(&rng, id, sizeof id);
-    for (size_t i = 0; i < sizeof id; i++)
-        snprintf(self->instance + 2 * i, 3, "%02x", id[i]);
+    sodium_bin2hex(self->instance, 2 * sizeof id + 1, id, sizeof id);
     self->started_ms = yard_clock_ms();
     pthread_mutex_init(&self->lock, NULL);
 
