@@ -161,6 +161,7 @@ yard_worker_t *yard_worker_new(const yard_worker_config_t *cfg)
                              : cfg->threads;
     self->handler = cfg->handler;
     self->handler_arg = cfg->handler_arg;
+    self->fast = cfg->fast;
     self->heartbeat_ms = cfg->heartbeat_ms;
     self->liveness = cfg->liveness;
     self->grace_ms = cfg->grace_ms;
@@ -504,6 +505,10 @@ static void s_on_task_threads(yard_worker_t *self, yard_wire_msg_t *msg)
                       (unsigned long long)job->task.job, self->capacity);
             yard_worker_job_answer(job, YARD_ERROR, NULL, 0,
                                    "worker over capacity");
+            s_batch_add(self, job, true);
+        } else if (self->fast &&
+                   (self->fast(job, self->handler_arg), job->answered)) {
+            /*  Answered at once on this thread: no hand-off. */
             s_batch_add(self, job, true);
         } else {
             job->counted = true;

@@ -79,6 +79,11 @@ typedef struct {
                                   local queue, where CANCEL can take them) */
     yard_handler_fn *handler; /*  required */
     void *handler_arg;        /*  passed to every handler call */
+    yard_handler_fn *fast;    /*  optional, with handler threads only: runs
+                                  first, on the I/O thread, and may answer
+                                  a job it can answer at once (it must not
+                                  block); a job it leaves unanswered goes
+                                  to the handler threads as usual */
     uint32_t heartbeat_ms;    /*  heartbeat interval, default 1000 */
     uint32_t liveness;        /*  silent intervals before reconnect, def. 3 */
     uint32_t grace_ms;        /*  graceful stop budget, default 10000 */

@@ -69,6 +69,7 @@ struct _yard_worker_t {
     int nthreads;               /*  handler threads; 0 = inline */
     yard_handler_fn *handler;   /*  the task handler */
     void *handler_arg;          /*  its argument */
+    yard_handler_fn *fast;      /*  I/O-thread first try, or NULL */
     uint32_t heartbeat_ms;      /*  heartbeat interval */
     uint32_t liveness;          /*  silent intervals before reconnecting */
     uint32_t grace_ms;          /*  graceful stop budget */

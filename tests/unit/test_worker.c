@@ -52,6 +52,8 @@ typedef struct {
     atomic_int started;     /*  handler calls so far */
     atomic_int saw_cancel;  /*  handlers that saw yard_job_cancelled */
     atomic_bool release;    /*  lets T_BLOCK handlers reply */
+    atomic_int fast_calls;  /*  calls of t_fast */
+    pthread_t fast_thread;  /*  the thread t_fast last ran on */
 } t_ctx_t;
 
 static void t_sleep_ms(int ms)
@@ -149,6 +151,23 @@ static void t_handler(yard_job_t *job, void *arg)
     }
     }
     atomic_fetch_sub(&t->running, 1);
+}
+
+/*  A fast handler: answers payloads that start with 'f' at once ("F" and
+    the rest), leaves the others for the handler threads. */
+static void t_fast(yard_job_t *job, void *arg)
+{
+    t_ctx_t *t = (t_ctx_t *)arg;
+    atomic_fetch_add(&t->fast_calls, 1);
+    t->fast_thread = pthread_self();
+    yard_bytes_t p = yard_job_payload(job);
+    if (p.len > 0 && p.ptr[0] == 'f') {
+        char out[64];
+        size_t n = p.len < sizeof out ? p.len : sizeof out;
+        memcpy(out, p.ptr, n);
+        out[0] = 'F';
+        yard_job_reply(job, out, n);
+    }
 }
 
 /* ---- Fake broker -------------------------------------------------------- */
@@ -580,6 +599,39 @@ static void test_echo_inline(void **state)
 {
     (void)state;
     t_echo_batch(8, YARD_WORKER_THREADS_INLINE);
+}
+
+/*  The fast handler runs on the I/O thread first; what it answers never
+    reaches a handler thread, the rest does. */
+static void test_fast_handler(void **state)
+{
+    (void)state;
+    t_env_t *env = t_env_new();
+    env->cfg.capacity = 4;
+    env->cfg.threads = 2;
+    env->cfg.fast = t_fast;
+    t_env_start(env);
+    const char *payloads[] = {"fa", "slow", "fb", "also slow"};
+    fb_send_tasks(&env->fb, 1, 4, payloads);
+    fb_collect(&env->fb, 4, T_WAIT_MS);
+    assert_string_equal(fb_result(&env->fb, 1)->payload, "Fa");
+    assert_string_equal(fb_result(&env->fb, 2)->payload, "slow");
+    assert_string_equal(fb_result(&env->fb, 3)->payload, "Fb");
+    assert_string_equal(fb_result(&env->fb, 4)->payload, "also slow");
+    assert_int_equal(atomic_load(&env->ctx.fast_calls), 4);
+    assert_int_equal(atomic_load(&env->ctx.started), 2); /*  threads saw 2 */
+    assert_true(pthread_equal(env->ctx.fast_thread, env->thread));
+    /*  Answered jobs gave their slot back: the full capacity serves again. */
+    env->fb.nresults = 0;
+    const char *more[] = {"slow1", "slow2", "slow3", "slow4"};
+    fb_send_tasks(&env->fb, 10, 4, more);
+    fb_collect(&env->fb, 4, T_WAIT_MS);
+    assert_string_equal(fb_result(&env->fb, 13)->payload, "slow4");
+    yard_worker_stats_t st;
+    yard_worker_stats(env->worker, &st);
+    assert_int_equal(st.received, 8);
+    assert_int_equal(st.ok, 8);
+    t_env_destroy(env);
 }
 
 /*  Results ready together go out together: a burst of fast jobs yields
@@ -1155,6 +1207,7 @@ int main(void)
         cmocka_unit_test(test_echo_fewer_threads),
         cmocka_unit_test(test_echo_inline),
         cmocka_unit_test(test_results_batched),
+        cmocka_unit_test(test_fast_handler),
         cmocka_unit_test(test_capacity),
         cmocka_unit_test(test_capacity_inline),
         cmocka_unit_test(test_threads_bound_concurrency),
