@@ -382,6 +382,8 @@ def test_promotion_from_l2_to_l1(yard, redis):
     assert got["ttl_ms"] <= 300  # promoted with the L1 default
     st = call(c, {"op": "stats"})
     assert st["promotions"] == 1 and st["l2"]["hits"] == 1
+    # The two L1 hits were answered on the I/O thread, the L2 hit was not.
+    assert st["fast_answers"] == 2 and st["gets"] == 3
     # The promoted copy kept its tags: invalidating the tag drops it.
     time.sleep(0.4)
     call(c, {"op": "get", "key": "k"})  # promoted again

@@ -9,10 +9,11 @@
         cache_l2*.c      the Redis tier (cache_l2.h)
 
     Threads. The worker runtime's I/O thread never blocks on Redis: with
-    L2 on, handlers run on one thread per capacity slot (each talks to
-    Redis synchronously, bounded by --redis-timeout-ms); with L2 off there
-    is nothing to wait for, and handlers run inline on the I/O thread (no
-    hand-off: the L1 mutex is held for a hash lookup and a copy). L1 is
+    L2 on, a get that L1 answers is answered on the I/O thread itself
+    (yard_cache_fast: the L1 mutex is held for a hash lookup and a copy),
+    and everything else runs on one handler thread per capacity slot (each
+    talks to Redis synchronously, bounded by --redis-timeout-ms); with L2
+    off there is nothing to wait for, and every handler runs inline. L1 is
     one yard_lru_t behind one mutex, shared by the handlers and the
     subscriber thread. The Redis tier has its own monitor thread.
 
@@ -88,6 +89,7 @@ typedef struct {
     atomic_uint_fast64_t hits;           /*  gets answered with a value */
     atomic_uint_fast64_t negative_hits;  /*  gets answered negative */
     atomic_uint_fast64_t promotions;     /*  L2 hits copied into L1 */
+    atomic_uint_fast64_t fast_answers;   /*  gets answered on the I/O thread */
     atomic_uint_fast64_t published;      /*  cache.invalidate sent */
     atomic_uint_fast64_t publish_failed; /*  ... refused or queue full */
 } yard_cache_t;
@@ -146,6 +148,9 @@ int yard_cache_event_encode(const yard_cache_request_t *req, const char *origin,
 
 /*  The yard.cache task handler (handler_arg: the yard_cache_t). */
 void yard_cache_handle(yard_job_t *job, void *arg);
+
+/*  Its I/O-thread first try: answers L1 hits of gets, leaves the rest. */
+void yard_cache_fast(yard_job_t *job, void *arg);
 
 /*  Applies another instance's invalidation to L1 (subscriber thread). */
 void yard_cache_apply_remote(yard_cache_t *self,

@@ -28,7 +28,7 @@
 #define S_DEFAULT_EVENTS "tcp://127.0.0.1:5556"
 #define S_DEFAULT_REDIS "redis://127.0.0.1:6379/0"
 #define S_DEFAULT_PREFIX "yard"
-#define S_DEFAULT_CAPACITY 8
+#define S_DEFAULT_CAPACITY 64
 #define S_DEFAULT_L1_MAX_ENTRIES 100000
 #define S_DEFAULT_L1_MAX_BYTES (64ULL * 1024 * 1024)
 #define S_DEFAULT_L1_TTL_MS 60000
@@ -399,6 +399,7 @@ static int s_start(yard_cache_t *self)
     wc.threads = self->cfg.l2 ? YARD_WORKER_THREADS_PER_SLOT
                               : YARD_WORKER_THREADS_INLINE;
     wc.handler = yard_cache_handle;
+    wc.fast = self->cfg.l2 ? yard_cache_fast : NULL;
     wc.handler_arg = self;
     wc.grace_ms = self->cfg.grace_ms;
     char why[300];

@@ -79,11 +79,13 @@ static int64_t s_promote_ttl(const yard_cache_t *self, int64_t l2_ttl)
     return def > 0 && def < l2_ttl ? def : l2_ttl;
 }
 
-static void s_get(yard_cache_t *self, const yard_cache_request_t *req,
-                  msgpack_packer *pk)
+/*  Looks req's key up in L1 and answers a hit or a negative into pk:
+    true. On a miss (or without L1) packs nothing, notes L1's generation
+    in *gen and returns false. */
+static bool s_get_l1(yard_cache_t *self, const yard_cache_request_t *req,
+                     msgpack_packer *pk, uint64_t *gen)
 {
-    atomic_fetch_add(&self->gets, 1);
-    uint64_t gen = 0;
+    *gen = 0;
     if (self->l1) {
         pthread_mutex_lock(&self->lock);
         yard_lru_found_t f;
@@ -100,7 +102,7 @@ static void s_get(yard_cache_t *self, const yard_cache_request_t *req,
             s_kv_u64(pk, "ttl_ms", (uint64_t)f.ttl_ms);
             pthread_mutex_unlock(&self->lock);
             atomic_fetch_add(&self->hits, 1);
-            return;
+            return true;
         }
         if (r == YARD_LRU_NEGATIVE) {
             pthread_mutex_unlock(&self->lock);
@@ -109,11 +111,21 @@ static void s_get(yard_cache_t *self, const yard_cache_request_t *req,
             s_kv_bool(pk, "negative", true);
             s_kv_u64(pk, "ttl_ms", (uint64_t)f.ttl_ms);
             atomic_fetch_add(&self->negative_hits, 1);
-            return;
+            return true;
         }
-        gen = self->gen;
+        *gen = self->gen;
         pthread_mutex_unlock(&self->lock);
     }
+    return false;
+}
+
+static void s_get(yard_cache_t *self, const yard_cache_request_t *req,
+                  msgpack_packer *pk)
+{
+    atomic_fetch_add(&self->gets, 1);
+    uint64_t gen;
+    if (s_get_l1(self, req, pk, &gen))
+        return;
     yard_l2_got_t *got = self->l2 ? malloc(sizeof *got) : NULL;
     if (got && yard_l2_get(self->l2, req->key, req->klen, got) == YARD_L2_OK &&
         (got->hit || got->negative)) {
@@ -318,7 +330,7 @@ static void s_stats(yard_cache_t *self, msgpack_packer *pk)
     if (hits + neg > gets) /*  cannot happen with the order above */
         gets = hits + neg;
 
-    msgpack_pack_map(pk, 16);
+    msgpack_pack_map(pk, 17);
     s_kv_str(pk, "instance", self->instance);
     s_kv_str(pk, "service", YARD_CACHE_SERVICE);
     s_kv_str(pk, "version", YARD_VERSION_STRING);
@@ -332,6 +344,7 @@ static void s_stats(yard_cache_t *self, msgpack_packer *pk)
     s_kv_u64(pk, "misses", gets - hits - neg);
     s_kv_rate(pk, "hit_rate", hits, gets);
     s_kv_u64(pk, "promotions", atomic_load(&self->promotions));
+    s_kv_u64(pk, "fast_answers", atomic_load(&self->fast_answers));
 
     s_str(pk, "l1");
     msgpack_pack_map(pk, 14);
@@ -444,6 +457,39 @@ void yard_cache_handle(yard_job_t *job, void *arg)
         yard_job_fail(job, "out of memory");
     msgpack_sbuffer_destroy(&buf);
     free(req);
+}
+
+/*  The I/O thread's first try (yard_worker_config_t.fast): a get that L1
+    answers is answered here, without the hand-off to a handler thread
+    (which costs more than the lookup). Anything else, or an L1 miss,
+    is left unanswered for yard_cache_handle on a handler thread. */
+void yard_cache_fast(yard_job_t *job, void *arg)
+{
+    yard_cache_t *self = arg;
+    if (!self->l1)
+        return;
+    yard_bytes_t payload = yard_job_payload(job);
+    yard_cache_request_t req;
+    char why[256];
+    if (yard_cache_request_parse(payload.ptr, payload.len, false, &req, why,
+                                 sizeof why) != 0 ||
+        req.op != YARD_CACHE_GET)
+        return; /*  errors too are answered by the handler */
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
+    uint64_t gen;
+    if (s_get_l1(self, &req, &pk, &gen)) {
+        atomic_fetch_add(&self->requests, 1);
+        atomic_fetch_add(&self->gets, 1);
+        atomic_fetch_add(&self->fast_answers, 1);
+        if (buf.data)
+            yard_job_reply(job, buf.data, buf.size);
+        else
+            yard_job_fail(job, "out of memory");
+    }
+    msgpack_sbuffer_destroy(&buf);
 }
 
 /* ---- L2 health events --------------------------------------------------- */
