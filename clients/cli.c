@@ -208,6 +208,49 @@ int cli_task_flag(const char *cmd, int opt, const char *arg,
         o->headers = flags->headers;
         return 0;
     }
+    case CLI_OPT_CACHE:
+        o->cache = &flags->cache;
+        return 0;
+    case CLI_OPT_CACHE_TTL:
+        o->cache = &flags->cache;
+        return s_number(cmd, "--cache-ttl", arg, 1,
+                        YARD_CACHE_POLICY_MAX_TTL_MS, &flags->cache.ttl_ms);
+    case CLI_OPT_CACHE_TAG:
+    case CLI_OPT_CACHE_KEY:
+    case CLI_OPT_CACHE_EXCLUDE:
+    case CLI_OPT_CACHE_HEADER: {
+        static const char *const names[] = {
+            "--cache-tag", "--cache-key", "--cache-exclude", "--cache-header"};
+        size_t i = (size_t)(opt - CLI_OPT_CACHE_TAG);
+        size_t max = i == 0 ? YARD_CACHE_MAX_TAGS : YARD_CACHE_MAX_NAMES;
+        size_t len = strlen(arg);
+        if (len == 0 || len > YARD_CACHE_MAX_NAME) {
+            fprintf(stderr, "yard %s: %s wants 1..%d bytes\n", cmd, names[i],
+                    YARD_CACHE_MAX_NAME);
+            return CLI_EXIT_USAGE;
+        }
+        if (flags->cache_counts[i] == max) {
+            fprintf(stderr, "yard %s: at most %zu %s flags\n", cmd, max,
+                    names[i]);
+            return CLI_EXIT_USAGE;
+        }
+        const char **list = flags->cache_lists[i];
+        list[flags->cache_counts[i]++] = arg;
+        list[flags->cache_counts[i]] = NULL;
+        const char *const **slot[] = {&flags->cache.tags, &flags->cache.key,
+                                      &flags->cache.exclude,
+                                      &flags->cache.headers};
+        *slot[i] = list;
+        if (flags->cache.key && flags->cache.exclude) {
+            fprintf(stderr,
+                    "yard %s: --cache-key and --cache-exclude do not go "
+                    "together\n",
+                    cmd);
+            return CLI_EXIT_USAGE;
+        }
+        o->cache = &flags->cache;
+        return 0;
+    }
     default:
         return CLI_EXIT_USAGE;
     }
@@ -481,7 +524,9 @@ static void s_submit_usage(FILE *out)
 {
     fputs("usage: yard submit [--timeout MS] [--retries N] [--backoff MS]\n"
           "                   [--priority P] [--id ID] [--header K=V]...\n"
-          "                   SERVICE PAYLOAD\n"
+          "                   [--cache] [--cache-ttl MS] [--cache-tag T]...\n"
+          "                   [--cache-key F | --cache-exclude F]...\n"
+          "                   [--cache-header H]... SERVICE PAYLOAD\n"
           "\n"
           "Runs one task and prints its result payload (raw bytes, then a\n"
           "newline). PAYLOAD '-' reads the payload from stdin, byte for "
@@ -497,7 +542,8 @@ static void s_submit_usage(FILE *out)
           "100)\n"
           "  --priority P   0..9, 9 first (default 0)\n"
           "  --id ID        task id, 1..128 bytes (default: generated)\n"
-          "  --header K=V   task header (trace id, metadata); repeatable\n",
+          "  --header K=V   task header (trace id, metadata); "
+          "repeatable\n" CLI_CACHE_HELP,
           out);
 }
 
@@ -510,6 +556,7 @@ int cli_submit(const cli_global_t *g, int argc, char **argv)
         {"priority", required_argument, NULL, CLI_OPT_PRIORITY},
         {"id", required_argument, NULL, CLI_OPT_ID},
         {"header", required_argument, NULL, CLI_OPT_HEADER},
+        CLI_CACHE_LONGOPTS,
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     cli_task_flags_t flags;

@@ -48,6 +48,12 @@ typedef struct {
     const char *headers[2 * YARD_MAX_HEADERS + 1]; /* key, value, ..., NULL */
     char *header_text[YARD_MAX_HEADERS];           /* copies split at '=' */
     size_t nheaders; /*  --header flags seen                    */
+    /*  --cache and --cache-*: the response-cache policy (views of argv). */
+    yard_cache_opts_t cache;
+    const char *cache_lists[4][YARD_CACHE_MAX_NAMES + 1]; /* tag, key,
+                                                    exclude, header; NULL-
+                                                    terminated */
+    size_t cache_counts[4];
 } cli_task_flags_t;
 
 /*  getopt_long codes of the shared task flags. */
@@ -60,7 +66,38 @@ enum {
     CLI_OPT_ID,
     CLI_OPT_WINDOW,
     CLI_OPT_JSON,
+    CLI_OPT_CACHE,
+    CLI_OPT_CACHE_TTL,
+    CLI_OPT_CACHE_TAG,
+    CLI_OPT_CACHE_KEY,
+    CLI_OPT_CACHE_EXCLUDE,
+    CLI_OPT_CACHE_HEADER,
 };
+
+/*  The getopt_long entries of the cache flags, and their help text. */
+#define CLI_CACHE_LONGOPTS                                                     \
+    {"cache", no_argument, NULL, CLI_OPT_CACHE},                               \
+        {"cache-ttl", required_argument, NULL, CLI_OPT_CACHE_TTL},             \
+        {"cache-tag", required_argument, NULL, CLI_OPT_CACHE_TAG},             \
+        {"cache-key", required_argument, NULL, CLI_OPT_CACHE_KEY},             \
+        {"cache-exclude", required_argument, NULL, CLI_OPT_CACHE_EXCLUDE},     \
+    {                                                                          \
+        "cache-header", required_argument, NULL, CLI_OPT_CACHE_HEADER          \
+    }
+#define CLI_CACHE_HELP                                                         \
+    "  --cache        cache the result (PROTOCOL.md 10b): an identical task\n" \
+    "                 is answered from yard.cache without running; any\n"      \
+    "                 --cache-* flag implies it\n"                             \
+    "  --cache-ttl MS how long the result is kept, 1..86400000 (default:\n"    \
+    "                 the cache's)\n"                                          \
+    "  --cache-tag T  tag the cached result (for invalidate-tag); "            \
+    "repeatable\n"                                                             \
+    "  --cache-key F  only payload field F (payload: a msgpack map) makes\n"   \
+    "                 up the key; repeatable\n"                                \
+    "  --cache-exclude F  every payload field but F makes up the key;\n"       \
+    "                 repeatable, not with --cache-key\n"                      \
+    "  --cache-header H  header H's value is part of the key too; "            \
+    "repeatable\n"
 
 /*  Applies one shared task flag. Returns 0, or CLI_EXIT_USAGE after
     printing why on stderr (cmd names the command in the message). */

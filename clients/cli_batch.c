@@ -32,7 +32,7 @@ static void s_batch_usage(FILE *out)
 {
     fputs("usage: yard batch [--timeout MS] [--retries N] [--backoff MS]\n"
           "                  [--priority P] [--header K=V]... [--window N]\n"
-          "                  SERVICE\n"
+          "                  [--cache] [--cache-*]... SERVICE\n"
           "\n"
           "Reads payloads from stdin, one per line (the trailing '\\n' is\n"
           "stripped; an empty line is an empty payload), runs them with at\n"
@@ -51,7 +51,8 @@ static void s_batch_usage(FILE *out)
           "  --backoff MS   base delay between attempts, 1..60000\n"
           "  --priority P   0..9, 9 first (default 0)\n"
           "  --header K=V   header on every task; repeatable\n"
-          "  --window N     tasks in flight at once, 1..100000 (default 64)\n",
+          "  --window N     tasks in flight at once, 1..100000 (default "
+          "64)\n" CLI_CACHE_HELP,
           out);
 }
 
@@ -174,6 +175,7 @@ int cli_batch(const cli_global_t *g, int argc, char **argv)
         {"priority", required_argument, NULL, CLI_OPT_PRIORITY},
         {"header", required_argument, NULL, CLI_OPT_HEADER},
         {"window", required_argument, NULL, CLI_OPT_WINDOW},
+        CLI_CACHE_LONGOPTS,
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     cli_task_flags_t flags;

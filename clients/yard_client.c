@@ -199,6 +199,73 @@ int yard_cl_pack_headers(msgpack_sbuffer *buf, const char *const *headers)
     return rc == 0 ? 0 : YARD_E_NOMEM;
 }
 
+/*  Counts a NULL-terminated list (NULL: 0), at most max + 1. */
+static size_t s_count_list(const char *const *list, size_t max)
+{
+    size_t n = 0;
+    while (list && list[n] && n <= max)
+        n++;
+    return n;
+}
+
+/*  Packs a str array under name; every entry 1..128 bytes. */
+static int s_pack_names(msgpack_packer *pk, const char *name,
+                        const char *const *list, size_t n)
+{
+    int rc = msgpack_pack_str(pk, strlen(name));
+    rc = rc ? rc : msgpack_pack_str_body(pk, name, strlen(name));
+    rc = rc ? rc : msgpack_pack_array(pk, n);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        size_t len = strlen(list[i]);
+        rc = msgpack_pack_str(pk, len);
+        rc = rc ? rc : msgpack_pack_str_body(pk, list[i], len);
+    }
+    return rc;
+}
+
+/*  Appends the `cache` policy map of PROTOCOL.md 10b to buf. YARD_E_ARG
+    for a policy the broker would refuse (too many names, a name of 0 or
+    more than 128 bytes, key together with exclude, ttl out of range). */
+static int s_pack_cache(msgpack_sbuffer *buf, const yard_cache_opts_t *c)
+{
+    const struct {
+        const char *name;
+        const char *const *list;
+        size_t max;
+    } lists[] = {
+        {"tags", c->tags, YARD_CACHE_MAX_TAGS},
+        {"key", c->key, YARD_CACHE_MAX_NAMES},
+        {"exclude", c->exclude, YARD_CACHE_MAX_NAMES},
+        {"headers", c->headers, YARD_CACHE_MAX_NAMES},
+    };
+    size_t counts[4], entries = c->ttl_ms ? 1 : 0;
+    if (c->ttl_ms > YARD_CACHE_POLICY_MAX_TTL_MS || (c->key && c->exclude))
+        return YARD_E_ARG;
+    for (size_t i = 0; i < 4; i++) {
+        counts[i] = s_count_list(lists[i].list, lists[i].max);
+        if (counts[i] > lists[i].max)
+            return YARD_E_ARG;
+        for (size_t j = 0; j < counts[i]; j++) {
+            size_t len = strlen(lists[i].list[j]);
+            if (len == 0 || len > YARD_CACHE_MAX_NAME)
+                return YARD_E_ARG;
+        }
+        entries += lists[i].list ? 1 : 0;
+    }
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
+    int rc = msgpack_pack_map(&pk, entries);
+    if (rc == 0 && c->ttl_ms) {
+        rc = msgpack_pack_str(&pk, 6);
+        rc = rc ? rc : msgpack_pack_str_body(&pk, "ttl_ms", 6);
+        rc = rc ? rc : msgpack_pack_uint32(&pk, c->ttl_ms);
+    }
+    for (size_t i = 0; rc == 0 && i < 4; i++)
+        if (lists[i].list)
+            rc = s_pack_names(&pk, lists[i].name, lists[i].list, counts[i]);
+    return rc == 0 ? 0 : YARD_E_NOMEM;
+}
+
 int yard_cl_resolve(msgpack_sbuffer *hdr_buf, const char *service,
                     const yard_submit_opts_t *opts, yard_cl_opts_t *out)
 {
@@ -217,12 +284,26 @@ int yard_cl_resolve(msgpack_sbuffer *hdr_buf, const char *service,
     s->backoff_ms =
         opts->backoff_ms ? opts->backoff_ms : YARD_DEFAULT_BACKOFF_MS;
     s->priority = opts->priority;
+    /*  Both maps go into hdr_buf, headers first; the views are taken once
+        both are packed (packing may move the buffer). */
+    msgpack_sbuffer_clear(hdr_buf);
+    size_t hlen = 0;
     if (opts->headers && opts->headers[0]) {
         int rc = yard_cl_pack_headers(hdr_buf, opts->headers);
         if (rc)
             return rc;
+        hlen = hdr_buf->size;
+    }
+    if (opts->cache) {
+        int rc = s_pack_cache(hdr_buf, opts->cache);
+        if (rc)
+            return rc;
+        s->cache.ptr = (const uint8_t *)hdr_buf->data + hlen;
+        s->cache.len = (uint32_t)(hdr_buf->size - hlen);
+    }
+    if (hlen) {
         s->headers.ptr = (const uint8_t *)hdr_buf->data;
-        s->headers.len = (uint32_t)hdr_buf->size;
+        s->headers.len = (uint32_t)hlen;
     }
     return 0;
 }

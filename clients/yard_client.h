@@ -66,6 +66,20 @@ extern "C" {
 
 typedef struct _yard_client_t yard_client_t;
 
+/*  A response-cache policy (PROTOCOL.md 10b): the task's successful
+    result is stored in yard.cache and an identical later task is answered
+    from it (reply->cached) without running. Every list is NULL or
+    NULL-terminated. A zero-initialised policy caches the whole payload
+    with the cache's default TTL. */
+typedef struct {
+    uint32_t ttl_ms;            /*  0..86400000; 0: the cache's default   */
+    const char *const *tags;    /*  0..16 tags, for invalidate_tags       */
+    const char *const *key;     /*  only these payload fields make up the
+                                    key (the payload is a msgpack map)    */
+    const char *const *exclude; /*  or every field but these (not with key)*/
+    const char *const *headers; /*  header names whose values count too   */
+} yard_cache_opts_t;
+
 /*  Options of a submission. A NULL pointer or a zero-initialised struct
     means the protocol defaults (proto/yard_proto.h YARD_DEFAULT_*). */
 typedef struct {
@@ -77,8 +91,9 @@ typedef struct {
     uint32_t backoff_ms; /*  base retry delay; 0: the default (100). The
                              wire cannot carry an explicit 0 today.       */
     uint8_t priority;    /*  0..9, 9 is served first                     */
-    const char *const *headers; /*  NULL, or NULL-terminated "key", "value",
-                                    ... pairs (trace ids, metadata)       */
+    const char *const *headers;     /*  NULL, or NULL-terminated "key", "value",
+                                        ... pairs (trace ids, metadata)       */
+    const yard_cache_opts_t *cache; /*  NULL: not cached                  */
 } yard_submit_opts_t;
 
 /*  One task's outcome. Made by the library in a single allocation; free

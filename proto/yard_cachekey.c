@@ -112,7 +112,7 @@ static int s_names(const uint8_t *p, size_t len, size_t *pos, yard_bytes_t *out,
     for (uint32_t i = 0; i < n; i++) {
         if ((rc = s_str(p, len, pos, &out[i])))
             return rc;
-        if (out[i].len == 0 || out[i].len > YARD_MAX_SERVICE)
+        if (out[i].len == 0 || out[i].len > YARD_CACHE_MAX_NAME)
             return YARD_E_RANGE;
     }
     *count = (uint8_t)n;
@@ -155,7 +155,7 @@ int yard_cache_policy_parse(const yard_bytes_t *raw, yard_cache_policy_t *out)
                               : s_be(p + start + 1, (size_t)1 << (b - 0xcc));
             else
                 return YARD_E_TYPE;
-            if (v > YARD_MAX_TIMEOUT_MS)
+            if (v > YARD_CACHE_POLICY_MAX_TTL_MS)
                 return YARD_E_RANGE;
             out->ttl_ms = (uint32_t)v;
         } else if (k.len == 4 && memcmp(k.ptr, "tags", 4) == 0) {

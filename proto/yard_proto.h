@@ -399,6 +399,9 @@ yard_bytes_t yard_bytes_str(const char *s);
 #define YARD_CACHE_KEY_BYTES 32 /*  SHA-256                              */
 #define YARD_CACHE_MAX_NAMES 32 /*  names in key / exclude / headers     */
 #define YARD_CACHE_MAX_TAGS 16  /*  tags of a cached result              */
+#define YARD_CACHE_MAX_NAME 128 /*  bytes in one tag or name             */
+#define YARD_CACHE_POLICY_MAX_TTL_MS                                           \
+    YARD_MAX_TIMEOUT_MS /*  policy ttl_ms at most */
 
 /*  A SUBMIT's `cache` policy. Views point into the SUBMIT body. */
 typedef struct {

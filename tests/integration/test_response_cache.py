@@ -171,3 +171,60 @@ def test_yard_stats_shows_the_cache(yard, redis):  # noqa: F811
     assert st["services"]["echo"]["cache_hits"] == 1
     p = yard.cli(b, ["stats"])
     assert p.returncode == 0 and b"CACHE" in p.stdout, p.stdout
+
+
+def test_cli_asks_for_caching(yard, redis):  # noqa: F811
+    """The C client's cache policy, through `yard submit` and `yard batch`:
+    the second identical task is answered from the cache, a tag given with
+    --cache-tag invalidates it, and --cache-key keys on one field only."""
+    b = yard.broker()
+    start_cache(yard, b, redis)
+    yard.worker(b, "echo", "echo")
+    p = yard.cli(b, ["submit", "--cache-ttl", "60000", "--cache-tag", "docs",
+                     "echo", "hello"])
+    assert p.returncode == 0 and p.stdout == b"hello\n", p.stderr
+    stored(b, 2)
+    p = yard.cli(b, ["batch", "--cache", "--cache-tag", "docs",
+                     "echo"], input=b"hello\nother\n")
+    assert p.returncode == 0, p.stderr
+    lines = sorted((json.loads(x) for x in p.stdout.splitlines()),
+                   key=lambda r: r["index"])
+    assert [r["cached"] for r in lines] == [True, False], lines
+    assert lines[0]["payload"] == "hello"
+    e = svc(b.stats(), "echo")
+    assert e["cache_hits"] == 1 and e["cache_misses"] == 2, e
+    # Invalidate the tag: the next one runs again.
+    stored(b, 4)
+    p = yard.cli(b, ["cache", "invalidate-tag", "docs"])
+    assert p.returncode == 0, p.stderr
+    p = yard.cli(b, ["batch", "--cache", "echo"], input=b"hello\n")
+    assert json.loads(p.stdout)["cached"] is False, p.stdout
+    # --cache-key: only "prompt" counts, so two payloads that differ in
+    # another field share one cached result.
+    a = mp({"prompt": "hi", "request_id": "1"})
+    z = mp({"request_id": "2", "prompt": "hi"})
+    stored(b, 6)
+    p = yard.cli(b, ["submit", "--cache-key", "prompt", "echo", "-"], input=a)
+    assert p.returncode == 0 and p.stdout == a + b"\n", p.stderr
+    stored(b, 8)
+    before = svc(b.stats(), "echo")["cache_hits"]
+    p = yard.cli(b, ["submit", "--cache-key", "prompt", "echo", "-"], input=z)
+    assert p.returncode == 0 and p.stdout == a + b"\n", p.stdout
+    assert svc(b.stats(), "echo")["cache_hits"] == before + 1
+
+
+def test_cli_refuses_bad_cache_flags(yard):
+    b = yard.broker()
+    for args, why in (
+            (["--cache-ttl", "0"], "--cache-ttl"),
+            (["--cache-ttl", "86400001"], "--cache-ttl"),
+            (["--cache-tag", ""], "--cache-tag"),
+            (["--cache-key", "x" * 129], "--cache-key"),
+            (["--cache-key", "a", "--cache-exclude", "b"], "do not go"),
+    ):
+        p = yard.cli(b, ["submit"] + args + ["echo", "x"])
+        assert p.returncode == 2, (args, p.stderr)
+        assert why.encode() in p.stderr, (args, p.stderr)
+    p = yard.cli(b, ["submit"] + sum((["--cache-tag", "t%d" % i]
+                                      for i in range(17)), []) + ["echo", "x"])
+    assert p.returncode == 2 and b"at most 16" in p.stderr, p.stderr

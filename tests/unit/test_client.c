@@ -78,11 +78,14 @@ typedef struct {
     int64_t first_hb_us, resend_us; /*  when those happened             */
     uint32_t timeout_ms, retries, backoff_ms; /* first task's options    */
     uint8_t priority;
-    int nheaders;      /*  first task's header count       */
-    bool restarted;    /*  FAKE_RESTART done               */
-    bool disconnected; /*  FAKE_DISCONNECT done            */
-    int errors;        /*  failures inside the fake thread  */
-    bool joined;       /*  the thread has been joined       */
+    int nheaders;               /*  first task's header count       */
+    yard_cache_policy_t policy; /*  first task's cache policy (parsed) */
+    int policy_rc;              /*  what parsing it returned           */
+    char policy_tag1[16];       /*  its second tag, copied             */
+    bool restarted;             /*  FAKE_RESTART done               */
+    bool disconnected;          /*  FAKE_DISCONNECT done            */
+    int errors;                 /*  failures inside the fake thread  */
+    bool joined;                /*  the thread has been joined       */
     yard_decoder_t *decoder;
     yard_wire_msg_t msg;
 } fake_t;
@@ -201,6 +204,11 @@ static bool s_fake_take(fake_t *f, const zmq_msg_t *frame)
         f->backoff_ms = s.backoff_ms;
         f->priority = s.priority;
         yard_headers_each(&s.headers, s_count_header, &f->nheaders);
+        f->policy_rc = yard_cache_policy_parse(&s.cache, &f->policy);
+        if (f->policy_rc == 0 && f->policy.ntags > 1)
+            snprintf(f->policy_tag1, sizeof(f->policy_tag1), "%.*s",
+                     (int)f->policy.tags[1].len,
+                     (const char *)f->policy.tags[1].ptr);
     } else if (strcmp(f->first_id, id) == 0) {
         f->resends++;
         if (!f->resend_us)
@@ -470,11 +478,17 @@ static void test_options_on_the_wire(void **state)
     s_fake_go(f);
     yard_client_t *c = yard_client_new(f->endpoint);
     const char *headers[] = {"trace", "t-1", "user", "ann", NULL};
+    const char *tags[] = {"docs", "v2", NULL};
+    const char *fields[] = {"prompt", NULL};
+    const char *names[] = {"user", NULL};
+    yard_cache_opts_t cache = {
+        .ttl_ms = 5000, .tags = tags, .key = fields, .headers = names};
     yard_submit_opts_t opts = {.timeout_ms = 1234,
                                .retries = 2,
                                .backoff_ms = 50,
                                .priority = 7,
-                               .headers = headers};
+                               .headers = headers,
+                               .cache = &cache};
     yard_reply_t *r = NULL;
     assert_int_equal(yard_client_call(c, "echo", "x", 1, &opts, &r), 0);
     yard_reply_destroy(&r);
@@ -486,6 +500,15 @@ static void test_options_on_the_wire(void **state)
     assert_int_equal(f->backoff_ms, 50);
     assert_int_equal(f->priority, 7);
     assert_int_equal(f->nheaders, 2);
+    /*  And the cache policy, as the broker parses it. */
+    assert_int_equal(f->policy_rc, 0);
+    assert_int_equal(f->policy.ttl_ms, 5000);
+    assert_int_equal(f->policy.ntags, 2);
+    assert_string_equal(f->policy_tag1, "v2");
+    assert_true(f->policy.has_key);
+    assert_int_equal(f->policy.nkey, 1);
+    assert_int_equal(f->policy.nexclude, 0);
+    assert_int_equal(f->policy.nheaders, 1);
     s_fake_stop(&f);
 }
 
@@ -1021,6 +1044,24 @@ static void test_bad_arguments(void **state)
     assert_int_equal(
         yard_client_submit(c, "echo", "x", 1, &bad_headers, NULL, 0),
         YARD_E_ARG);
+    /*  Cache policies the broker would refuse are refused here. */
+    const char *one[] = {"a", NULL}, *empty[] = {"", NULL};
+    const char *many[YARD_CACHE_MAX_TAGS + 2];
+    for (size_t i = 0; i <= YARD_CACHE_MAX_TAGS; i++)
+        many[i] = "t";
+    many[YARD_CACHE_MAX_TAGS + 1] = NULL;
+    const yard_cache_opts_t bad_policies[] = {
+        {.key = one, .exclude = one},
+        {.tags = empty},
+        {.tags = many},
+        {.ttl_ms = YARD_MAX_TIMEOUT_MS + 1},
+    };
+    for (size_t i = 0; i < sizeof(bad_policies) / sizeof(bad_policies[0]);
+         i++) {
+        yard_submit_opts_t o = {.cache = &bad_policies[i]};
+        assert_int_equal(yard_client_submit(c, "echo", "x", 1, &o, NULL, 0),
+                         YARD_E_ARG);
+    }
     /*  id_out too small: refused before anything is sent. */
     assert_int_equal(yard_client_submit(c, "echo", "x", 1, NULL, id, 2),
                      YARD_E_ARG);
