@@ -35,6 +35,7 @@
 #include <string.h>
 #include <sys/types.h>
 
+#include "yard_client.h"
 #include "yard_hist.h"
 #include "yard_proto.h"
 
@@ -94,6 +95,8 @@ typedef struct {
     bool (*check)(const uint8_t *payload, size_t len, const void *arg,
                   char *why, size_t cap);
     const void *check_arg;
+    /*  Yard loads only: submit options (a cache policy), or NULL. */
+    const yard_submit_opts_t *opts;
 } bench_load_t;
 
 /*  What one or more loads measured (rounds add up). Latency in

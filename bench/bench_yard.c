@@ -233,7 +233,8 @@ int bench_yard_start_workers(bench_yard_t *y, const char *service,
                 worker_path);
         return -1;
     }
-    if (n > BENCH_MAX_WORKERS)
+    uint32_t base = y->nworkers; /*  workers started before (yard-cache) */
+    if (n > BENCH_MAX_WORKERS - base)
         return -1;
     snprintf(y->service, sizeof(y->service), "%s", service);
     for (uint32_t i = 0; i < n; i++) {
@@ -243,9 +244,9 @@ int bench_yard_start_workers(bench_yard_t *y, const char *service,
                         "--broker",  y->endpoint,     NULL};
         char name[48];
         snprintf(name, sizeof(name), "worker-%s-%u", service, i);
-        if (bench_proc_spawn(name, argv, &y->workers[i]) != 0)
+        if (bench_proc_spawn(name, argv, &y->workers[base + i]) != 0)
             return -1;
-        y->nworkers = i + 1;
+        y->nworkers = base + i + 1;
     }
     /*  Ready when the broker itself lists them: the handshake the workers
         made with it, not a guess about time. */
@@ -258,7 +259,7 @@ int bench_yard_start_workers(bench_yard_t *y, const char *service,
     int rc = -1;
     int64_t seen = 0;
     while (!bench_stopping()) {
-        for (uint32_t i = 0; i < n; i++) {
+        for (uint32_t i = base; i < base + n; i++) {
             if (!bench_proc_alive(y->workers[i])) {
                 fprintf(stderr,
                         "yard-bench: yard-worker exited at start "
@@ -514,8 +515,8 @@ static void *s_thread_main(void *arg)
             for (uint32_t i = 0; !load->request && i < n; i++)
                 bench_stamp(bufs + (size_t)i * load->payload, seq++, now);
             if (n > 0) {
-                int rc = yard_client_submit_batch(t->client, t->y->service,
-                                                  frames, n, NULL, t->ids);
+                int rc = yard_client_submit_batch(
+                    t->client, t->y->service, frames, n, load->opts, t->ids);
                 if (rc != 0) {
                     snprintf(t->error, sizeof(t->error), "submit_batch: %s",
                              yard_strerror(rc));

@@ -316,6 +316,7 @@ typedef struct {
     bool have_breaker;
     bench_result_t brk_on, brk_off; /*  breaker phase: the echo load   */
     bench_result_t brk_open;        /*  and rejections by an open one   */
+    bench_result_t brk_open_lat;    /*  ... 1x1: one hop, the broker only */
     bool have_events;
     bench_events_result_t ev_yard[2], ev_proxy[2]; /*  1 and 4 subscribers */
     double ev_round_yard[2][S_MAX_ROUNDS];         /*  events/s per round  */
@@ -324,7 +325,10 @@ typedef struct {
     const char *cache_skipped; /*  why the cache phase did not run       */
     bench_result_t c_l1, c_l2, c_redis;   /*  clients x window              */
     bench_result_t c_l1_lat, c_redis_lat; /*  1 client, 1 in flight      */
-    double c_round_l1[S_MAX_ROUNDS];      /*  per s of each round          */
+    /*  What a cache policy costs a task it cannot serve: echo without a
+        policy vs echo with one, every task a miss (lookup, run, store). */
+    bench_result_t c_plain, c_miss, c_plain_lat, c_miss_lat;
+    double c_round_l1[S_MAX_ROUNDS]; /*  per s of each round          */
     double c_round_l2[S_MAX_ROUNDS];
     double c_round_redis[S_MAX_ROUNDS];
     bool have_memory;
@@ -374,8 +378,13 @@ static json_t *s_breaker_json(const s_report_t *rep)
                   (json_int_t)open->p50_us, "p99_us", (json_int_t)open->p99_us,
                   "max_us", (json_int_t)open->max_us, "rejections_per_s",
                   open->tasks_per_s, "rejections", (json_int_t)open->completed);
-    if (o)
+    if (o) {
         json_object_set_new(o, "cpu_us_per_task", s_cpu_json(open));
+        json_object_set_new(o, "p50_us_1x1",
+                            json_integer((json_int_t)rep->brk_open_lat.p50_us));
+        json_object_set_new(o, "p99_us_1x1",
+                            json_integer((json_int_t)rep->brk_open_lat.p99_us));
+    }
     return json_pack("{s:o, s:o, s:f, s:o, s:f}", "on", s_side_json(on), "off",
                      s_side_json(off), "ratio_on_off",
                      s_ratio(on->tasks_per_s, off->tasks_per_s), "open", o,
@@ -403,9 +412,18 @@ static json_t *s_cache_json(const bench_config_t *cfg, const s_report_t *rep)
             rounds,
             json_real(s_ratio(rep->c_round_l1[i], rep->c_round_redis[i])));
     const bench_result_t *a = &rep->c_l1_lat, *b = &rep->c_redis_lat;
+    const bench_result_t *pl = &rep->c_plain, *mi = &rep->c_miss;
+    json_t *lookup =
+        json_pack("{s:o, s:o, s:f, s:I, s:I, s:f}", "plain", s_side_json(pl),
+                  "miss", s_side_json(mi), "ratio_miss_plain",
+                  s_ratio(mi->tasks_per_s, pl->tasks_per_s), "plain_p50_us_1x1",
+                  (json_int_t)rep->c_plain_lat.p50_us, "miss_p50_us_1x1",
+                  (json_int_t)rep->c_miss_lat.p50_us, "ratio_1x1",
+                  s_ratio((double)rep->c_miss_lat.p50_us,
+                          (double)rep->c_plain_lat.p50_us));
     return json_pack(
         "{s:o, s:o, s:o, s:f, s:f, s:o, s:{s:I, s:I, s:I, s:I, s:f}, s:I, "
-        "s:I}",
+        "s:I, s:o}",
         "l1", s_side_json(l1), "l2", s_side_json(l2), "redis", redis,
         "ratio_l1_redis", s_ratio(l1->tasks_per_s, rd->tasks_per_s),
         "ratio_l2_redis", s_ratio(l2->tasks_per_s, rd->tasks_per_s),
@@ -414,7 +432,8 @@ static json_t *s_cache_json(const bench_config_t *cfg, const s_report_t *rep)
         "redis_p50_us", (json_int_t)b->p50_us, "redis_p99_us",
         (json_int_t)b->p99_us, "ratio",
         s_ratio((double)a->p50_us, (double)b->p50_us), "value_bytes",
-        (json_int_t)cfg->payload, "caches", (json_int_t)cfg->workers);
+        (json_int_t)cfg->payload, "caches", (json_int_t)cfg->workers,
+        "lookup_cost", lookup);
 }
 
 /*  Subscribers of the two event loads. */
@@ -572,6 +591,10 @@ static void s_print_breaker(const s_report_t *rep)
     snprintf(tail, sizeof(tail), "  (%.2fx on)",
              s_ratio(open->tasks_per_s, on->tasks_per_s));
     s_print_breaker_row("open: rejections", open->tasks_per_s, open, tail);
+    printf(
+        "  open, 1 client x 1 in flight: p50 %llu us, p99 %llu us (one hop)\n",
+        (unsigned long long)rep->brk_open_lat.p50_us,
+        (unsigned long long)rep->brk_open_lat.p99_us);
     printf("  (the closed loop above, against fresh brokers taking turns: on:"
            " default\n   settings; off: --breaker enabled=false; open: a "
            "tripped breaker answers\n   every task circuit_open; broker us: "
@@ -627,6 +650,31 @@ static void s_print_cache(const bench_config_t *cfg, const s_report_t *rep)
            "yard-broker,\n   %llu us through the zmq proxy)\n",
            (unsigned long long)rep->yard_lat.p50_us,
            (unsigned long long)rep->proxy_lat.p50_us);
+    if (rep->have_breaker)
+        printf("  (one hop, client -> yard-broker -> client, an open breaker's"
+               "\n   answer: %llu us; a Redis GET is one hop with no "
+               "thread hand-off)\n",
+               (unsigned long long)rep->brk_open_lat.p50_us);
+    const bench_result_t *pl = &rep->c_plain, *mi = &rep->c_miss;
+    printf("  what a cache policy adds to a task it cannot serve (every key "
+           "new:\n   look up, miss, run, store)\n");
+    printf("                             per s    p50 us    p99 us  1x1 p50\n");
+    printf("  %-22s%10.0f  %8llu  %8llu  %7llu\n", "echo, no policy",
+           pl->tasks_per_s, (unsigned long long)pl->p50_us,
+           (unsigned long long)pl->p99_us,
+           (unsigned long long)rep->c_plain_lat.p50_us);
+    printf("  %-22s%10.0f  %8llu  %8llu  %7llu\n", "echo, cache miss",
+           mi->tasks_per_s, (unsigned long long)mi->p50_us,
+           (unsigned long long)mi->p99_us,
+           (unsigned long long)rep->c_miss_lat.p50_us);
+    printf("  miss / plain          %9.2fx %8.2fx %8.2fx %7.2fx\n",
+           s_ratio(mi->tasks_per_s, pl->tasks_per_s),
+           s_ratio(mi->p50_us, pl->p50_us), s_ratio(mi->p99_us, pl->p99_us),
+           s_ratio(rep->c_miss_lat.p50_us, rep->c_plain_lat.p50_us));
+    printf("  CPU per task, us     clients    server   workers     total    "
+           "kernel\n");
+    s_print_cpu("echo, no policy", pl);
+    s_print_cpu("echo, cache miss", mi);
     printf("  (yard: C clients -> yard-broker -> yard-cache, answers checked "
            "hit, value\n   and tier; L1: default tiers, L2: --no-l1, every "
            "get a Redis GET; redis:\n   hiredis, each client pipelining its "
@@ -796,13 +844,14 @@ static unsigned s_budget(const bench_config_t *cfg, bool callgrind)
     replies must be, and where its figures go. */
 typedef struct {
     const char *name;
-    bench_yard_t *yard;           /*  NULL: the proxy                       */
-    bench_proxy_t *proxy;         /*  NULL: the Yard stack                  */
-    yard_status_t expect;         /*  YARD_OK (echo) or YARD_CIRCUIT_OPEN   */
-    bench_result_t *result;       /*  every round adds to it                */
-    double *round;                /*  rate of each round, or NULL           */
-    const bench_redis_t *redis;   /*  set: plain Redis GETs of get->key */
-    const bench_cache_get_t *get; /*  set: yard.cache gets (Yard side)  */
+    bench_yard_t *yard;             /*  NULL: the proxy                       */
+    bench_proxy_t *proxy;           /*  NULL: the Yard stack                  */
+    yard_status_t expect;           /*  YARD_OK (echo) or YARD_CIRCUIT_OPEN   */
+    bench_result_t *result;         /*  every round adds to it                */
+    double *round;                  /*  rate of each round, or NULL           */
+    const bench_redis_t *redis;     /*  set: plain Redis GETs of get->key */
+    const bench_cache_get_t *get;   /*  set: yard.cache gets (Yard side)  */
+    const yard_submit_opts_t *opts; /*  set: submit options (Yard side) */
 } s_side_t;
 
 /*  One phase: the sides take turns, `rounds` slices each, rotating which
@@ -820,6 +869,8 @@ static int s_phase(const bench_config_t *cfg, const bench_load_t *load,
             bench_load_t slice = *load;
             slice.duration_us = load->duration_us / cfg->rounds;
             slice.expect = side->expect;
+            if (side->opts)
+                slice.opts = side->opts;
             if (side->get) {
                 slice.request = side->get->request;
                 slice.request_len = side->get->request_len;
@@ -891,7 +942,7 @@ stop:
     whose service's breaker one failed task opened for 10 minutes (its
     fail worker then stopped). The same load runs against all three. */
 static int s_breaker_phase(const bench_config_t *cfg, const bench_load_t *load,
-                           s_report_t *rep)
+                           const bench_load_t *one, s_report_t *rep)
 {
     static const char *const off_specs[] = {"enabled=false", NULL};
     static const char *const trip_specs[] = {"fail_threshold=1",
@@ -919,12 +970,20 @@ static int s_breaker_phase(const bench_config_t *cfg, const bench_load_t *load,
         bench_yard_open_breaker(&open, S_READY_MS) != 0)
         goto stop;
     const s_side_t sides[] = {
-        {"breaker on", &on, NULL, YARD_OK, &rep->brk_on, NULL, NULL, NULL},
-        {"breaker off", &off, NULL, YARD_OK, &rep->brk_off, NULL, NULL, NULL},
+        {"breaker on", &on, NULL, YARD_OK, &rep->brk_on, NULL, NULL, NULL,
+         NULL},
+        {"breaker off", &off, NULL, YARD_OK, &rep->brk_off, NULL, NULL, NULL,
+         NULL},
         {"breaker open", &open, NULL, YARD_CIRCUIT_OPEN, &rep->brk_open, NULL,
-         NULL, NULL},
+         NULL, NULL, NULL},
     };
     rc = s_phase(cfg, load, sides, 3);
+    /*  And 1x1: a rejection is one hop (client, yard-broker, client), the
+        floor of any answer through the broker. */
+    const s_side_t hop[] = {{"breaker open 1x1", &open, NULL, YARD_CIRCUIT_OPEN,
+                             &rep->brk_open_lat, NULL, NULL, NULL, NULL}};
+    if (rc == 0)
+        rc = s_phase(cfg, one, hop, 1);
 stop:
     bench_yard_stop(&on, 10000);
     bench_yard_stop(&off, 10000);
@@ -949,10 +1008,15 @@ static int s_cache_phase(const bench_config_t *cfg, const bench_load_t *load,
     static const char *const l1_flags[] = {"--l1-ttl-ms", "0", NULL};
     static const char *const l2_flags[] = {"--no-l1", NULL};
     bench_redis_t redis;
-    bench_yard_t l1, l2;
+    bench_yard_t l1, l2, rc_yard;
     memset(&redis, 0, sizeof(redis));
     memset(&l1, 0, sizeof(l1));
     memset(&l2, 0, sizeof(l2));
+    memset(&rc_yard, 0, sizeof(rc_yard));
+    /*  Every payload carries its own stamp: every key is new, every task
+        a miss that is looked up, run and stored. */
+    static const yard_cache_opts_t policy = {.ttl_ms = 10000};
+    static const yard_submit_opts_t cached = {.cache = &policy};
     /*  Large enough for any payload; not compressible to nothing. */
     uint8_t *value = malloc(cfg->payload);
     bench_cache_get_t *g = calloc(3, sizeof(*g));
@@ -978,22 +1042,50 @@ static int s_cache_phase(const bench_config_t *cfg, const bench_load_t *load,
     bench_note("cache: l1 / l2 / redis, %u x %u", cfg->clients, cfg->window);
     const s_side_t thr[] = {
         {"cache l1", &l1, NULL, YARD_OK, &rep->c_l1, rep->c_round_l1, NULL,
-         &g[0]},
+         &g[0], NULL},
         {"cache l2", &l2, NULL, YARD_OK, &rep->c_l2, rep->c_round_l2, NULL,
-         &g[1]},
+         &g[1], NULL},
         {"redis", NULL, NULL, YARD_OK, &rep->c_redis, rep->c_round_redis,
-         &redis, &g[2]},
+         &redis, &g[2], NULL},
     };
     if (s_phase(cfg, load, thr, 3) != 0)
         goto stop;
     bench_note("cache: l1 / redis, 1 x 1");
     const s_side_t lat[] = {
-        {"cache l1", &l1, NULL, YARD_OK, &rep->c_l1_lat, NULL, NULL, &g[0]},
-        {"redis", NULL, NULL, YARD_OK, &rep->c_redis_lat, NULL, &redis, &g[2]},
+        {"cache l1", &l1, NULL, YARD_OK, &rep->c_l1_lat, NULL, NULL, &g[0],
+         NULL},
+        {"redis", NULL, NULL, YARD_OK, &rep->c_redis_lat, NULL, &redis, &g[2],
+         NULL},
     };
-    rc = s_phase(cfg, one, lat, 2);
+    if (s_phase(cfg, one, lat, 2) != 0)
+        goto stop;
+
+    /*  The lookup's cost: a broker with W yard-cache and W echo workers. */
+    bench_note("cache: echo with and without a cache policy, %u x %u",
+               cfg->clients, cfg->window);
+    if (bench_cache_start(&rc_yard, &redis, "rc", NULL, cfg->workers,
+                          S_READY_MS) != 0 ||
+        bench_yard_start_workers(&rc_yard, "bench-echo", "echo", cfg->workers,
+                                 S_READY_MS) != 0)
+        goto stop;
+    const s_side_t miss[] = {
+        {"echo", &rc_yard, NULL, YARD_OK, &rep->c_plain, NULL, NULL, NULL,
+         NULL},
+        {"echo, cache miss", &rc_yard, NULL, YARD_OK, &rep->c_miss, NULL, NULL,
+         NULL, &cached},
+    };
+    if (s_phase(cfg, load, miss, 2) != 0)
+        goto stop;
+    const s_side_t miss1[] = {
+        {"echo", &rc_yard, NULL, YARD_OK, &rep->c_plain_lat, NULL, NULL, NULL,
+         NULL},
+        {"echo, cache miss", &rc_yard, NULL, YARD_OK, &rep->c_miss_lat, NULL,
+         NULL, NULL, &cached},
+    };
+    rc = s_phase(cfg, one, miss1, 2);
 stop:
     /*  The caches before Redis, so none of them sees it go away. */
+    bench_yard_stop(&rc_yard, 10000);
     bench_yard_stop(&l1, 10000);
     bench_yard_stop(&l2, 10000);
     bench_redis_stop(&redis, 5000);
@@ -1064,10 +1156,15 @@ int main(int argc, char **argv)
     bench_result_init(&rep->brk_on);
     bench_result_init(&rep->brk_off);
     bench_result_init(&rep->brk_open);
+    bench_result_init(&rep->brk_open_lat);
     bench_result_init(&rep->c_l1);
     bench_result_init(&rep->c_l2);
     bench_result_init(&rep->c_redis);
     bench_result_init(&rep->c_l1_lat);
+    bench_result_init(&rep->c_plain);
+    bench_result_init(&rep->c_miss);
+    bench_result_init(&rep->c_plain_lat);
+    bench_result_init(&rep->c_miss_lat);
     bench_result_init(&rep->c_redis_lat);
     rep->cache_skipped = cache_skipped;
     for (int c = 0; c < 2; c++) {
@@ -1107,16 +1204,18 @@ int main(int argc, char **argv)
 
     bench_note("throughput: %u x %u", cfg.clients, cfg.window);
     const s_side_t thr[] = {
-        {"yard", &yard, NULL, YARD_OK, &rep->yard, rep->round_yard, NULL, NULL},
-        {"proxy", NULL, &proxy, YARD_OK, &rep->proxy, rep->round_proxy, NULL,
+        {"yard", &yard, NULL, YARD_OK, &rep->yard, rep->round_yard, NULL, NULL,
          NULL},
+        {"proxy", NULL, &proxy, YARD_OK, &rep->proxy, rep->round_proxy, NULL,
+         NULL, NULL},
     };
     if (s_phase(&cfg, &load, thr, 2) != 0)
         goto fail;
     bench_note("latency: 1 x 1");
     const s_side_t lat[] = {
-        {"yard", &yard, NULL, YARD_OK, &rep->yard_lat, NULL, NULL, NULL},
-        {"proxy", NULL, &proxy, YARD_OK, &rep->proxy_lat, NULL, NULL, NULL},
+        {"yard", &yard, NULL, YARD_OK, &rep->yard_lat, NULL, NULL, NULL, NULL},
+        {"proxy", NULL, &proxy, YARD_OK, &rep->proxy_lat, NULL, NULL, NULL,
+         NULL},
     };
     if (s_phase(&cfg, &one, lat, 2) != 0)
         goto fail;
@@ -1135,7 +1234,7 @@ int main(int argc, char **argv)
     if (cfg.breaker) {
         bench_note("breaker: on / off / open, %u x %u", cfg.clients,
                    cfg.window);
-        if (s_breaker_phase(&cfg, &load, rep) != 0)
+        if (s_breaker_phase(&cfg, &load, &one, rep) != 0)
             goto fail;
         rep->have_breaker = true;
     }
