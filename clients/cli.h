@@ -171,16 +171,4 @@ int cli_admin_call(const cli_global_t *g, const char *cmd, const char *command,
     exit code. */
 int cli_report_failure(const yard_reply_t *reply);
 
-/*  msgpack -> JSON, the conventions of `yard subscribe --help`: maps are
-    objects (a key that is not a string is written as its JSON text),
-    strings are strings, bin (and a string that is not UTF-8) is
-    {"$bin": "<base64>"}, ext is {"$ext": TYPE, "$data": "<base64>"},
-    integers above 2^63-1 are decimal strings, NaN and infinities null.
-    Each returns a new reference, NULL when out of memory. */
-struct json_t *cli_base64_json(const void *data, size_t len); /* "<b64>" */
-struct json_t *cli_bin_json(const void *data, size_t len);    /* {"$bin"} */
-/*  A JSON string, or {"$bin": ...} when the bytes are not UTF-8. */
-struct json_t *cli_text_json(const void *data, size_t len);
-struct json_t *cli_mp_to_json(const msgpack_object *o);
-
 #endif

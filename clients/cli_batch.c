@@ -8,6 +8,7 @@
     anything else is {"base64":"..."} so binary results survive exactly,
     never silently mangled. */
 #include "cli.h"
+#include "yard_json.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -58,7 +59,7 @@ static void s_batch_usage(FILE *out)
 
 static json_t *s_base64(const uint8_t *data, size_t len)
 {
-    json_t *b64 = cli_base64_json(data, len);
+    json_t *b64 = yard_json_base64(data, len);
     return b64 ? json_pack("{s:o}", "base64", b64) : NULL;
 }
 

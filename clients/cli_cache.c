@@ -12,6 +12,7 @@
     JSON line (the conventions of `yard subscribe --help`, but for get's
     value: a string when it is UTF-8, else {"$bin": base64}). */
 #include "cli.h"
+#include "yard_json.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -304,7 +305,7 @@ static int s_bool_field(const char *word, const msgpack_object *map,
     UTF-8). 0, or CLI_EXIT_FAILED. */
 static int s_print_json(s_verb_t verb, const msgpack_object *answer)
 {
-    json_t *root = cli_mp_to_json(answer);
+    json_t *root = yard_json_from_mp(answer);
     const msgpack_object *v = verb == S_GET ? s_field(answer, "value") : NULL;
     if (root && v &&
         (v->type == MSGPACK_OBJECT_BIN || v->type == MSGPACK_OBJECT_STR)) {
@@ -312,7 +313,7 @@ static int s_print_json(s_verb_t verb, const msgpack_object *answer)
             v->type == MSGPACK_OBJECT_BIN ? v->via.bin.ptr : v->via.str.ptr;
         uint32_t n =
             v->type == MSGPACK_OBJECT_BIN ? v->via.bin.size : v->via.str.size;
-        if (json_object_set_new(root, "value", cli_text_json(p, n)) != 0)
+        if (json_object_set_new(root, "value", yard_json_text(p, n)) != 0)
             json_decref(root), root = NULL;
     }
     if (!root) {
@@ -516,7 +517,7 @@ static int s_report(s_verb_t verb, const msgpack_object *answer, bool as_json)
     case S_STATS: {
         if (as_json)
             return s_print_json(verb, answer);
-        json_t *st = cli_mp_to_json(answer);
+        json_t *st = yard_json_from_mp(answer);
         if (!st) {
             fprintf(stderr, "yard cache stats: out of memory\n");
             return CLI_EXIT_FAILED;

@@ -9,6 +9,7 @@
     turns each event's msgpack payload back into JSON, with the
     conventions in s_subscribe_usage (bin as {"$bin": base64}, ...). */
 #include "cli.h"
+#include "yard_json.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -406,9 +407,9 @@ static json_t *s_payload_json(const uint8_t *data, size_t len)
     json_t *j = NULL;
     if (msgpack_unpack_next(&u, (const char *)data, len, &off) ==
         MSGPACK_UNPACK_SUCCESS)
-        j = cli_mp_to_json(&u.data);
+        j = yard_json_from_mp(&u.data);
     msgpack_unpacked_destroy(&u);
-    return j ? j : cli_bin_json(data, len);
+    return j ? j : yard_json_bin(data, len);
 }
 
 static int s_meta_entry(const char *key, size_t klen, const char *value,
@@ -418,11 +419,11 @@ static int s_meta_entry(const char *key, size_t klen, const char *value,
     /*  A key that is not UTF-8 is base64'd rather than lost. */
     json_t *kj = json_stringn(key, klen);
     if (!kj)
-        kj = cli_base64_json((const uint8_t *)key, klen);
+        kj = yard_json_base64((const uint8_t *)key, klen);
     if (kj)
         json_object_setn_new(meta, json_string_value(kj),
                              json_string_length(kj),
-                             cli_text_json(value, vlen));
+                             yard_json_text(value, vlen));
     json_decref(kj);
     return 0;
 }
@@ -436,10 +437,10 @@ static bool s_print_event(const yard_sub_event_t *ev)
         yard_headers_each(&raw, s_meta_entry, meta);
     json_t *line = json_pack(
         "{s:o, s:o, s:I, s:I, s:o, s:o, s:o}", "type",
-        cli_text_json(ev->type, strlen(ev->type)), "source",
-        cli_text_json(ev->source, strlen(ev->source)), "ts_us",
+        yard_json_text(ev->type, strlen(ev->type)), "source",
+        yard_json_text(ev->source, strlen(ev->source)), "ts_us",
         (json_int_t)ev->ts_us, "sn", (json_int_t)ev->sn, "trace_id",
-        cli_text_json(ev->trace_id, strlen(ev->trace_id)), "meta", meta,
+        yard_json_text(ev->trace_id, strlen(ev->trace_id)), "meta", meta,
         "payload", s_payload_json(ev->payload, ev->payload_len));
     if (!line) {
         fprintf(stderr,

@@ -5,6 +5,7 @@
     code reads fields leniently ("-" for what is missing) so an older or
     newer broker still prints. */
 #include "cli.h"
+#include "yard_json.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -190,7 +191,7 @@ static void s_add_cache_stats(const cli_global_t *g, json_t *root,
         if (msgpack_unpack_next(&u, (const char *)reply->payload,
                                 reply->payload_len,
                                 NULL) == MSGPACK_UNPACK_SUCCESS)
-            cache = cli_mp_to_json(&u.data);
+            cache = yard_json_from_mp(&u.data);
         msgpack_unpacked_destroy(&u);
     }
     yard_reply_destroy(&reply);
