@@ -1,0 +1,250 @@
+/*  health_prom.c — the Prometheus text exposition format (0.0.4) of the
+    snapshot: every family with # HELP and # TYPE, per-service labels,
+    label values escaped as the format says. */
+#include "health.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "yard_clock.h"
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    bool failed;
+} s_out_t;
+
+static void s_printf(s_out_t *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void s_printf(s_out_t *o, const char *fmt, ...)
+{
+    if (o->failed)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            o->failed = true;
+            return;
+        }
+        if ((size_t)n < o->cap - o->len) {
+            o->len += (size_t)n;
+            return;
+        }
+        size_t ncap = (o->cap + (size_t)n + 1) * 2;
+        char *nb = realloc(o->buf, ncap);
+        if (!nb) {
+            o->failed = true;
+            return;
+        }
+        o->buf = nb;
+        o->cap = ncap;
+    }
+}
+
+/*  A label value, escaped (backslash, quote, newline). */
+static void s_label(s_out_t *o, const char *v)
+{
+    for (; v && *v; v++) {
+        if (*v == '\\' || *v == '"')
+            s_printf(o, "\\%c", *v);
+        else if (*v == '\n')
+            s_printf(o, "\\n");
+        else
+            s_printf(o, "%c", *v);
+    }
+}
+
+static void s_family(s_out_t *o, const char *name, const char *type,
+                     const char *help)
+{
+    s_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static double s_num(json_t *obj, const char *key)
+{
+    return json_number_value(json_object_get(obj, key));
+}
+
+/*  One family with a sample per service: key read from each service. */
+static void s_per_service(s_out_t *o, json_t *services, const char *name,
+                          const char *type, const char *help, const char *key)
+{
+    s_family(o, name, type, help);
+    const char *svc;
+    json_t *s;
+    json_object_foreach(services, svc, s)
+    {
+        s_printf(o, "%s{service=\"", name);
+        s_label(o, svc);
+        s_printf(o, "\"} %.17g\n", s_num(s, key));
+    }
+}
+
+char *health_prometheus(health_t *self, size_t *len)
+{
+    json_t *stats, *cache, *report;
+    health_snapshot(self, &stats, &cache, &report);
+    s_out_t o = {malloc(16384), 0, 16384, false};
+    if (!o.buf) {
+        json_decref(stats);
+        json_decref(cache);
+        json_decref(report);
+        return NULL;
+    }
+
+    s_family(&o, "yard_up", "gauge", "1 when the broker answers yard-health");
+    s_printf(&o, "yard_up %d\n", stats ? 1 : 0);
+    health_status_t st = HEALTH_CRITICAL;
+    const char *sname = json_string_value(json_object_get(report, "status"));
+    if (sname && strcmp(sname, "healthy") == 0)
+        st = HEALTH_HEALTHY;
+    else if (sname && strcmp(sname, "warning") == 0)
+        st = HEALTH_WARNING;
+    s_family(&o, "yard_health_status", "gauge",
+             "Overall status: 0 healthy, 1 warning, 2 critical");
+    s_printf(&o, "yard_health_status %d\n", (int)st);
+
+    json_t *services = json_object_get(stats, "services");
+    s_per_service(&o, services, "yard_tasks_submitted_total", "counter",
+                  "Tasks accepted by the broker", "submitted");
+    s_per_service(&o, services, "yard_tasks_completed_total", "counter",
+                  "Tasks answered ok", "completed");
+    s_per_service(&o, services, "yard_tasks_failed_total", "counter",
+                  "Tasks answered error", "failed");
+    s_per_service(&o, services, "yard_tasks_timed_out_total", "counter",
+                  "Tasks answered timeout", "timed_out");
+    s_per_service(&o, services, "yard_tasks_rejected_total", "counter",
+                  "Tasks refused (queue full)", "rejected");
+    s_per_service(&o, services, "yard_tasks_retried_total", "counter",
+                  "Attempts re-queued after a worker error", "retried");
+    s_per_service(&o, services, "yard_tasks_circuit_open_total", "counter",
+                  "Tasks answered circuit_open", "circuit_open");
+    s_per_service(&o, services, "yard_response_cache_hits_total", "counter",
+                  "Tasks answered from the response cache", "cache_hits");
+    s_per_service(&o, services, "yard_queue_depth", "gauge",
+                  "Tasks waiting in the service's queue", "queued");
+    s_per_service(&o, services, "yard_tasks_in_flight", "gauge",
+                  "Tasks held by workers", "in_flight");
+    s_per_service(&o, services, "yard_workers", "gauge", "Registered workers",
+                  "workers");
+    s_per_service(&o, services, "yard_worker_capacity", "gauge",
+                  "Sum of the workers' capacities", "capacity");
+
+    s_family(&o, "yard_task_latency_us", "gauge",
+             "Task latency, submit to answer, in microseconds");
+    const char *svc;
+    json_t *s;
+    json_object_foreach(services, svc, s)
+    {
+        json_t *lat = json_object_get(s, "latency_us");
+        static const char *const q[][2] = {
+            {"0.5", "p50"}, {"0.95", "p95"}, {"0.99", "p99"}};
+        for (size_t i = 0; i < 3; i++) {
+            s_printf(&o, "yard_task_latency_us{service=\"");
+            s_label(&o, svc);
+            s_printf(&o, "\",quantile=\"%s\"} %.17g\n", q[i][0],
+                     s_num(lat, q[i][1]));
+        }
+    }
+
+    s_family(&o, "yard_breaker_state", "gauge",
+             "Circuit breaker state: 1 for the current state");
+    json_object_foreach(services, svc, s)
+    {
+        const char *state = json_string_value(
+            json_object_get(json_object_get(s, "breaker"), "state"));
+        if (!state)
+            continue;
+        static const char *const states[] = {"closed", "open", "half_open"};
+        for (size_t i = 0; i < 3; i++) {
+            s_printf(&o, "yard_breaker_state{service=\"");
+            s_label(&o, svc);
+            s_printf(&o, "\",state=\"%s\"} %d\n", states[i],
+                     strcmp(state, states[i]) == 0);
+        }
+    }
+    s_family(&o, "yard_breaker_trips_total", "counter",
+             "Times the breaker opened");
+    json_object_foreach(services, svc, s)
+    {
+        json_t *b = json_object_get(s, "breaker");
+        if (!b)
+            continue;
+        s_printf(&o, "yard_breaker_trips_total{service=\"");
+        s_label(&o, svc);
+        s_printf(&o, "\"} %.17g\n", s_num(b, "trips"));
+    }
+
+    json_t *ev = json_object_get(stats, "events");
+    s_family(&o, "yard_events_published_total", "counter",
+             "Events published on the bus");
+    s_printf(&o, "yard_events_published_total %.17g\n", s_num(ev, "published"));
+    s_family(&o, "yard_events_delivered_total", "counter",
+             "Event deliveries to subscribers");
+    s_printf(&o, "yard_events_delivered_total %.17g\n", s_num(ev, "delivered"));
+    s_family(&o, "yard_events_dropped_total", "counter",
+             "Event deliveries dropped (slow subscribers)");
+    s_printf(&o, "yard_events_dropped_total %.17g\n", s_num(ev, "dropped"));
+    s_family(&o, "yard_event_subscribers", "gauge", "Subscribers connected");
+    s_printf(&o, "yard_event_subscribers %.17g\n", s_num(ev, "subscribers"));
+
+    json_t *mem = json_object_get(stats, "memory");
+    json_t *broker = json_object_get(stats, "broker");
+    s_family(&o, "yard_broker_rss_bytes", "gauge",
+             "Resident memory of yard-broker");
+    s_printf(&o, "yard_broker_rss_bytes %.17g\n", s_num(mem, "rss_bytes"));
+    s_family(&o, "yard_broker_tasks_held", "gauge",
+             "Tasks the broker holds (queued, in flight, delayed)");
+    s_printf(&o, "yard_broker_tasks_held %.17g\n", s_num(mem, "tasks"));
+    s_family(&o, "yard_broker_uptime_seconds", "gauge",
+             "Seconds since yard-broker started");
+    s_printf(&o, "yard_broker_uptime_seconds %.3f\n",
+             s_num(broker, "uptime_ms") / 1000.0);
+    s_family(&o, "yard_health_rss_bytes", "gauge",
+             "Resident memory of yard-health");
+    s_printf(&o, "yard_health_rss_bytes %llu\n",
+             (unsigned long long)health_rss_bytes());
+
+    if (cache) {
+        json_t *l1 = json_object_get(cache, "l1");
+        json_t *l2 = json_object_get(cache, "l2");
+        s_family(&o, "yard_cache_hits_total", "counter",
+                 "yard-cache gets answered with a value");
+        s_printf(&o, "yard_cache_hits_total %.17g\n", s_num(cache, "hits"));
+        s_family(&o, "yard_cache_misses_total", "counter",
+                 "yard-cache gets answered without one");
+        s_printf(&o, "yard_cache_misses_total %.17g\n", s_num(cache, "misses"));
+        s_family(&o, "yard_cache_hit_rate", "gauge",
+                 "Hits over gets since yard-cache started");
+        s_printf(&o, "yard_cache_hit_rate %.17g\n", s_num(cache, "hit_rate"));
+        s_family(&o, "yard_cache_entries", "gauge", "Entries held, per tier");
+        s_printf(&o, "yard_cache_entries{tier=\"l1\"} %.17g\n",
+                 s_num(l1, "entries"));
+        s_family(&o, "yard_cache_bytes", "gauge", "Bytes held in L1");
+        s_printf(&o, "yard_cache_bytes{tier=\"l1\"} %.17g\n",
+                 s_num(l1, "bytes"));
+        s_family(&o, "yard_cache_degraded", "gauge",
+                 "1 while yard-cache's Redis is unreachable");
+        s_printf(&o, "yard_cache_degraded %d\n",
+                 json_is_true(json_object_get(cache, "degraded")));
+        s_family(&o, "yard_cache_redis_errors_total", "counter",
+                 "Redis errors seen by yard-cache");
+        s_printf(&o, "yard_cache_redis_errors_total %.17g\n",
+                 s_num(l2, "errors"));
+    }
+    json_decref(stats);
+    json_decref(cache);
+    json_decref(report);
+    if (o.failed) {
+        free(o.buf);
+        return NULL;
+    }
+    *len = o.len;
+    return o.buf;
+}
