@@ -1,5 +1,5 @@
 #!/bin/bash
-# leakcheck.sh BIN_DIR: runs yard-broker and two yard-workers under
+# leakcheck.sh BIN_DIR: runs yard-broker, two yard-workers and yard-health under
 # valgrind memcheck through a workload (2000 echo tasks, a timeout with a
 # worker-side cancel, a task for a service nobody serves, hostile raw
 # frames, stats), stops them with SIGTERM and fails unless every process
@@ -52,6 +52,19 @@ for _ in $(seq 150); do
     sleep 0.2
 done
 
+HTTP_PORT=$(free_port)
+HURL="http://127.0.0.1:$HTTP_PORT"
+YARD_API_KEY=k "${VG[@]}" --log-file="$WORK/health.vg" "$BIN/yard-health" \
+    --http "127.0.0.1:$HTTP_PORT" --interval-ms 200 &
+HP=$!; PIDS+=("$HP")
+for _ in $(seq 150); do
+    curl -s -o /dev/null --max-time 2 "$HURL/v1/health" && break
+    sleep 0.2
+done
+curl -s -N --max-time 4 -H 'X-API-Key: k' "$HURL/v1/events/stream?type=task." \
+    >"$WORK/sse.txt" &
+SSE=$!
+
 n=$(seq 2000 | timeout 120 "$BIN/yard" batch echo | grep -c '"status":"ok"')
 [ "$n" = 2000 ] || fail "expected 2000 ok results, got $n"
 printf '100\n3000\n' | timeout 30 "$BIN/yard" batch --timeout 500 s >/dev/null
@@ -70,6 +83,19 @@ time.sleep(0.3)
 s.close(0)
 EOF
 timeout 10 "$BIN/yard" stats >/dev/null || fail "broker stopped answering"
+for path in /v1/health /v1/workers /v1/metrics/performance /metrics \
+    /v1/breakers /v1/breakers/echo /nope; do
+    curl -s -o /dev/null --max-time 5 -H 'X-API-Key: k' "$HURL$path" ||
+        fail "yard-health did not answer $path"
+done
+curl -s -o /dev/null --max-time 5 -X POST -H 'X-API-Key: k' \
+    "$HURL/v1/breakers/echo/reset" || fail "breaker reset"
+curl -s -o /dev/null --max-time 5 "$HURL/v1/workers" || fail "401 path"
+wait "$SSE"
+grep -q '^event: task.completed' "$WORK/sse.txt" || fail "no task events on SSE"
+kill -TERM "$HP"
+wait "$HP"; rh=$?
+[ "$rh" = 0 ] || fail "yard-health exit code $rh (99 = memcheck error)"
 
 kill -TERM "$W1" "$W2"
 wait "$W1"; r1=$?
@@ -81,4 +107,4 @@ PIDS=()
 for f in "$WORK"/*.vg; do
     grep -q "All heap blocks were freed" "$f" || fail "$(basename "$f"): memory left at exit"
 done
-echo "leakcheck: broker and 2 workers: 0 errors, all heap blocks freed"
+echo "leakcheck: broker, 2 workers and yard-health: 0 errors, all heap blocks freed"

@@ -346,6 +346,60 @@ class YardEnv:
         return self.spawn("yard-" + (args[0] if args else "cli"),
                           [binary("yard")] + list(args), env)
 
+    def health(self, broker, *args, interval_ms=200, env_extra=None,
+               wait=True, timeout=15.0):
+        """Starts yard-health with its HTTP server on a free loopback port,
+        against broker (a Broker; or None, then args must give --broker and
+        --events). When wait, returns once GET /v1/health answers with any
+        HTTP status (polled with curl, bounded). The Proc returned has
+        .port and .url (http://127.0.0.1:PORT). The API key, Redis and HTTP
+        address variables of the test runner's environment are not passed
+        on: only env_extra sets them."""
+        for attempt in range(3):
+            port = free_port()
+            argv = [binary("yard-health"), "--http", "127.0.0.1:%d" % port]
+            if interval_ms is not None:
+                argv += ["--interval-ms", str(interval_ms)]
+            if broker is not None:
+                argv += ["--broker", broker.endpoint, "--events", broker.events]
+            argv += list(args)
+            env = self.base_env(broker)
+            for k in ("YARD_API_KEY", "YARD_API_KEY_FILE", "YARD_HEALTH_HTTP",
+                      "YARD_REDIS", "YARD_HEALTH_INTERVAL_MS",
+                      "YARD_HEALTH_LOST_WINDOW_MS", "YARD_HEALTH_TIMEOUT_MS",
+                      "YARD_HEALTH_NAME"):
+                env.pop(k, None)
+            env.update(env_extra or {})
+            p = self.spawn("yard-health", argv, env)
+            p.port = port
+            p.url = "http://127.0.0.1:%d" % port
+            if not wait:
+                return p
+            deadline = time.monotonic() + timeout
+            while True:
+                if not p.alive():
+                    p.wait(5.0)
+                    tail = p.stderr_tail()
+                    if attempt < 2 and "in use" in tail:
+                        break  # the port was taken meanwhile: another one
+                    pytest.fail("yard-health exited with %s before it was ready:\n%s"
+                                % (p.popen.returncode, tail))
+                try:
+                    r = subprocess.run(
+                        ["/usr/bin/curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                         "--max-time", "2", p.url + "/v1/health"],
+                        capture_output=True, timeout=10)
+                    code = r.stdout.strip()
+                except subprocess.TimeoutExpired:
+                    code = b""
+                if code not in (b"", b"000"):
+                    return p
+                if time.monotonic() >= deadline:
+                    pytest.fail("yard-health on %s not answering GET /v1/health "
+                                "within %.0fs:\n%s" % (p.url, timeout, p.stderr_tail()))
+                time.sleep(0.05)
+        pytest.fail("yard-health could not bind a free port")
+
     # -- sockets --
     def client(self, broker, routing_id=None):
         endpoint = broker if isinstance(broker, str) else broker.endpoint
