@@ -57,7 +57,9 @@ void health_snapshot(health_t *self, json_t **stats, json_t **cache_stats,
 
 /* ---- Redis -------------------------------------------------------------- */
 
-/*  The checker's Redis connection (checker thread only). */
+/*  The Redis connection. Checks run on the checker thread and, after an
+    HTTP action, on that request's thread: s_redis_lock serialises them. */
+static pthread_mutex_t s_redis_lock = PTHREAD_MUTEX_INITIALIZER;
 static redisContext *s_redis;
 
 /*  Splits redis://HOST:PORT[/DB] (the yard-cache form). 0 or -1. */
@@ -298,7 +300,9 @@ void health_check_once(health_t *self, yard_client_t *client)
     if (self->cfg.redis) {
         char why[256] = "";
         int64_t rrtt = 0;
+        pthread_mutex_lock(&s_redis_lock);
         bool ok = s_redis_ping(self, &rrtt, why, sizeof why);
+        pthread_mutex_unlock(&s_redis_lock);
         json_t *r = json_pack("{s:b, s:I, s:s}", "ok", ok, "latency_us",
                               (json_int_t)rrtt, "url", self->cfg.redis);
         if (!ok) {
@@ -373,10 +377,12 @@ static void *s_checker(void *arg)
         pthread_mutex_unlock(&self->lock);
     }
     yard_client_destroy(&client);
+    pthread_mutex_lock(&s_redis_lock);
     if (s_redis) {
         redisFree(s_redis);
         s_redis = NULL;
     }
+    pthread_mutex_unlock(&s_redis_lock);
     return NULL;
 }
 
