@@ -23,6 +23,7 @@
     for a new job of the same number.
 */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -232,6 +233,32 @@ void yard_worker_stop(yard_worker_t *self)
     ssize_t n = write(self->stop_fd, &one, sizeof one);
     (void)n;
     errno = saved_errno;
+}
+
+/*  The worker a SIGTERM / SIGINT stops: a signal handler can reach
+    nothing else, and yard_worker_stop is async-signal-safe. */
+static yard_worker_t *_Atomic s_signal_target;
+
+static void s_on_signal(int sig)
+{
+    (void)sig;
+    yard_worker_stop(atomic_load(&s_signal_target));
+}
+
+void yard_worker_stop_on_signals(yard_worker_t *self)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    if (self) {
+        atomic_store(&s_signal_target, self);
+        sa.sa_handler = s_on_signal;
+    } else
+        sa.sa_handler = SIG_DFL;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    if (!self)
+        atomic_store(&s_signal_target, NULL);
 }
 
 void yard_worker_stats(yard_worker_t *self, yard_worker_stats_t *out)

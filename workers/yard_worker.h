@@ -133,6 +133,12 @@ int yard_worker_run(yard_worker_t *self);
     may call it. NULL is ignored. */
 void yard_worker_stop(yard_worker_t *self);
 
+/*  For a program that is one worker: makes SIGTERM and SIGINT call
+    yard_worker_stop(self) (so a second signal cuts the grace short).
+    NULL puts the default dispositions back; do that before destroying
+    the worker, so a late signal cannot reach a freed one. */
+void yard_worker_stop_on_signals(yard_worker_t *self);
+
 /*  Copies the counters into out. Thread-safe. */
 void yard_worker_stats(yard_worker_t *self, yard_worker_stats_t *out);
 

@@ -9,7 +9,6 @@
     what is held, up to --grace ms); a second signal cuts the grace short.
 */
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,16 +35,6 @@ typedef struct {
     const char *grace;     /*  --grace */
     const char *log_level; /*  --log-level */
 } s_flags_t;
-
-/*  The worker a SIGTERM / SIGINT stops. A signal handler can reach
-    nothing else; yard_worker_stop is async-signal-safe. */
-static yard_worker_t *s_signal_target;
-
-static void s_on_signal(int sig)
-{
-    (void)sig;
-    yard_worker_stop(s_signal_target);
-}
 
 static void s_usage(FILE *out)
 {
@@ -294,13 +283,7 @@ int main(int argc, char **argv)
     yard_worker_t *worker = yard_worker_new(&cfg);
     if (!worker)
         return 1;
-    s_signal_target = worker;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = s_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    yard_worker_stop_on_signals(worker);
 
     yard_info("handler %s for service %s, capacity %u, %s, broker %s",
               flags.handler, cfg.service, cfg.capacity,
@@ -310,12 +293,7 @@ int main(int argc, char **argv)
               cfg.broker);
     rc = yard_worker_run(worker);
 
-    /*  Back to default dispositions before the worker goes away, so a late
-        signal cannot reach a freed worker. */
-    sa.sa_handler = SIG_DFL;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    s_signal_target = NULL;
+    yard_worker_stop_on_signals(NULL);
     yard_worker_destroy(&worker);
     if (rc != 0) {
         fprintf(stderr, S_PROGRAM ": %s\n", yard_strerror(rc));

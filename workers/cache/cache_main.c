@@ -47,16 +47,6 @@ typedef struct {
     bool no_l1, no_l2;
 } s_flags_t;
 
-/*  The worker a SIGTERM / SIGINT stops (yard_worker_stop is
-    async-signal-safe). */
-static yard_worker_t *s_signal_target;
-
-static void s_on_signal(int sig)
-{
-    (void)sig;
-    yard_worker_stop(s_signal_target);
-}
-
 static void s_usage(FILE *out)
 {
     fprintf(
@@ -471,13 +461,7 @@ int main(int argc, char **argv)
         s_stop(&cache);
         return rc;
     }
-    s_signal_target = cache.worker;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = s_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    yard_worker_stop_on_signals(cache.worker);
 
     yard_info("instance %s serving " YARD_CACHE_SERVICE ", capacity %u (%s); "
               "L1 %s; L2 %s; broker %s, events %s",
@@ -487,10 +471,7 @@ int main(int argc, char **argv)
               cache.cfg.broker, cache.cfg.events);
     rc = yard_worker_run(cache.worker);
 
-    sa.sa_handler = SIG_DFL;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    s_signal_target = NULL;
+    yard_worker_stop_on_signals(NULL);
     s_stop(&cache);
     if (rc != 0) {
         fprintf(stderr, S_PROGRAM ": %s\n", yard_strerror(rc));

@@ -336,10 +336,9 @@ void health_check_once(health_t *self, yard_client_t *client)
     self->checks++;
     pthread_mutex_unlock(&self->lock);
 
-    if (first || prev != status)
+    if (first || prev != status) {
         yard_info("status %s%s", health_status_name(status),
                   json_array_size(reasons) ? ":" : "");
-    if (first || prev != status) {
         size_t i;
         json_t *r;
         json_array_foreach(reasons, i, r)

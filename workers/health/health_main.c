@@ -29,14 +29,6 @@
 #define S_DEFAULT_TIMEOUT_MS 2000
 #define S_MAX_KEY 4096
 
-static yard_worker_t *s_signal_target;
-
-static void s_on_signal(int sig)
-{
-    (void)sig;
-    yard_worker_stop(s_signal_target);
-}
-
 static void s_usage(FILE *out)
 {
     fprintf(
@@ -361,18 +353,12 @@ int main(int argc, char **argv)
     }
     /*  From here a SIGTERM stops the worker, and yard_worker_run then
         returns at once: the first check below may take --timeout-ms. */
-    s_signal_target = self->worker;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = s_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    yard_worker_stop_on_signals(self->worker);
     /*  A first check before the API opens, so /v1/health has an answer. */
     health_check_once(self, self->action_client);
     if (health_events_start(self) != 0 || health_checker_start(self) != 0 ||
         health_http_start(self) != 0) {
-        s_signal_target = NULL;
+        yard_worker_stop_on_signals(NULL);
         s_stop(self);
         return 1;
     }
@@ -381,10 +367,7 @@ int main(int argc, char **argv)
               self->cfg.redis ? ", redis " : "",
               self->cfg.redis ? self->cfg.redis : "", self->cfg.interval_ms);
     rc = yard_worker_run(self->worker);
-    sa.sa_handler = SIG_DFL;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    s_signal_target = NULL;
+    yard_worker_stop_on_signals(NULL);
     s_stop(self);
     if (rc != 0) {
         fprintf(stderr, S_PROGRAM ": %s\n", yard_strerror(rc));

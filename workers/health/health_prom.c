@@ -66,6 +66,14 @@ static void s_family(s_out_t *o, const char *name, const char *type,
     s_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/*  A family of one unlabelled sample. */
+static void s_scalar(s_out_t *o, const char *name, const char *type,
+                     const char *help, double value)
+{
+    s_family(o, name, type, help);
+    s_printf(o, "%s %.17g\n", name, value);
+}
+
 static double s_num(json_t *obj, const char *key)
 {
     return json_number_value(json_object_get(obj, key));
@@ -182,26 +190,23 @@ char *health_prometheus(health_t *self, size_t *len)
     }
 
     json_t *ev = json_object_get(stats, "events");
-    s_family(&o, "yard_events_published_total", "counter",
-             "Events published on the bus");
-    s_printf(&o, "yard_events_published_total %.17g\n", s_num(ev, "published"));
-    s_family(&o, "yard_events_delivered_total", "counter",
-             "Event deliveries to subscribers");
-    s_printf(&o, "yard_events_delivered_total %.17g\n", s_num(ev, "delivered"));
-    s_family(&o, "yard_events_dropped_total", "counter",
-             "Event deliveries dropped (slow subscribers)");
-    s_printf(&o, "yard_events_dropped_total %.17g\n", s_num(ev, "dropped"));
-    s_family(&o, "yard_event_subscribers", "gauge", "Subscribers connected");
-    s_printf(&o, "yard_event_subscribers %.17g\n", s_num(ev, "subscribers"));
+    s_scalar(&o, "yard_events_published_total", "counter",
+             "Events published on the bus", s_num(ev, "published"));
+    s_scalar(&o, "yard_events_delivered_total", "counter",
+             "Event deliveries to subscribers", s_num(ev, "delivered"));
+    s_scalar(&o, "yard_events_dropped_total", "counter",
+             "Event deliveries dropped (slow subscribers)",
+             s_num(ev, "dropped"));
+    s_scalar(&o, "yard_event_subscribers", "gauge", "Subscribers connected",
+             s_num(ev, "subscribers"));
 
     json_t *mem = json_object_get(stats, "memory");
     json_t *broker = json_object_get(stats, "broker");
-    s_family(&o, "yard_broker_rss_bytes", "gauge",
-             "Resident memory of yard-broker");
-    s_printf(&o, "yard_broker_rss_bytes %.17g\n", s_num(mem, "rss_bytes"));
-    s_family(&o, "yard_broker_tasks_held", "gauge",
-             "Tasks the broker holds (queued, in flight, delayed)");
-    s_printf(&o, "yard_broker_tasks_held %.17g\n", s_num(mem, "tasks"));
+    s_scalar(&o, "yard_broker_rss_bytes", "gauge",
+             "Resident memory of yard-broker", s_num(mem, "rss_bytes"));
+    s_scalar(&o, "yard_broker_tasks_held", "gauge",
+             "Tasks the broker holds (queued, in flight, delayed)",
+             s_num(mem, "tasks"));
     s_family(&o, "yard_broker_uptime_seconds", "gauge",
              "Seconds since yard-broker started");
     s_printf(&o, "yard_broker_uptime_seconds %.3f\n",
@@ -214,15 +219,14 @@ char *health_prometheus(health_t *self, size_t *len)
     if (cache) {
         json_t *l1 = json_object_get(cache, "l1");
         json_t *l2 = json_object_get(cache, "l2");
-        s_family(&o, "yard_cache_hits_total", "counter",
-                 "yard-cache gets answered with a value");
-        s_printf(&o, "yard_cache_hits_total %.17g\n", s_num(cache, "hits"));
-        s_family(&o, "yard_cache_misses_total", "counter",
-                 "yard-cache gets answered without one");
-        s_printf(&o, "yard_cache_misses_total %.17g\n", s_num(cache, "misses"));
-        s_family(&o, "yard_cache_hit_rate", "gauge",
-                 "Hits over gets since yard-cache started");
-        s_printf(&o, "yard_cache_hit_rate %.17g\n", s_num(cache, "hit_rate"));
+        s_scalar(&o, "yard_cache_hits_total", "counter",
+                 "yard-cache gets answered with a value", s_num(cache, "hits"));
+        s_scalar(&o, "yard_cache_misses_total", "counter",
+                 "yard-cache gets answered without one",
+                 s_num(cache, "misses"));
+        s_scalar(&o, "yard_cache_hit_rate", "gauge",
+                 "Hits over gets since yard-cache started",
+                 s_num(cache, "hit_rate"));
         s_family(&o, "yard_cache_entries", "gauge", "Entries held, per tier");
         s_printf(&o, "yard_cache_entries{tier=\"l1\"} %.17g\n",
                  s_num(l1, "entries"));
@@ -233,10 +237,8 @@ char *health_prometheus(health_t *self, size_t *len)
                  "1 while yard-cache's Redis is unreachable");
         s_printf(&o, "yard_cache_degraded %d\n",
                  json_is_true(json_object_get(cache, "degraded")));
-        s_family(&o, "yard_cache_redis_errors_total", "counter",
-                 "Redis errors seen by yard-cache");
-        s_printf(&o, "yard_cache_redis_errors_total %.17g\n",
-                 s_num(l2, "errors"));
+        s_scalar(&o, "yard_cache_redis_errors_total", "counter",
+                 "Redis errors seen by yard-cache", s_num(l2, "errors"));
     }
     json_decref(stats);
     json_decref(cache);
