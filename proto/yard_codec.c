@@ -180,7 +180,44 @@ static const s_field_t s_subscribe_fields[] = {
     F("types", K_STRLIST, S_ANY, S_ANY, yard_subscribe_t, types, 0, 0, 0),
 };
 
+/*  Worker reports: flat, every field optional, numbers unbounded (a
+    report is informational; the broker only shows it). */
+#define R64(key, member)                                                       \
+    F(key, K_U64, 0, S_ANY, yard_report_t, member, 0, UINT64_MAX, 0)
+static const s_field_t s_report_fields[] = {
+    R64("probe", probe),
+    R64("uptime_ms", uptime_ms),
+    F("version", K_STR, 0, S_ANY, yard_report_t, version, 0, YARD_MAX_ID, 0),
+    R64("rss", rss),
+    R64("rss_peak", rss_peak),
+    R64("rss_growth", rss_growth),
+    R64("growth_window_ms", growth_window_ms),
+    R64("loop_iterations", loop_iterations),
+    R64("loop_busy_us", loop_busy_us),
+    R64("loop_max_us", loop_max_us),
+    R64("loop_max_lag_us", loop_max_lag_us),
+    R64("loop_slow", loop_slow),
+    R64("loop_stalls", loop_stalls),
+    R64("loop_last_stall_us", loop_last_stall_us),
+    R64("loop_stall_age_ms", loop_stall_age_ms),
+    R64("loop_slow_ms", loop_slow_ms),
+    R64("loop_stall_ms", loop_stall_ms),
+    F("in_flight", K_U32, 0, S_ANY, yard_report_t, in_flight, 0, UINT32_MAX, 0),
+    F("pending", K_U32, 0, S_ANY, yard_report_t, pending, 0, UINT32_MAX, 0),
+    F("objects", K_MAP, 0, S_ANY, yard_report_t, objects, 0, 0, 0),
+};
+#undef R64
+
+static const s_field_t s_probe_fields[] = {
+    F("probe", K_U64, S_ANY, S_ANY, yard_probe_t, probe, 1, UINT64_MAX, 0),
+};
+
 #define NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
+
+static const s_msg_t s_report_msg = {
+    s_report_fields, NFIELDS(s_report_fields), sizeof(yard_report_t), {-1, -1}};
+static const s_msg_t s_probe_msg = {
+    s_probe_fields, NFIELDS(s_probe_fields), sizeof(yard_probe_t), {-1, -1}};
 
 static const s_msg_t s_submit_msg = {
     s_submit_fields, NFIELDS(s_submit_fields), sizeof(yard_submit_t), {-1, -1}};
@@ -737,6 +774,74 @@ int yard_decode_subscribe(yard_decoder_t *self, const void *data, size_t len,
     return s_decode(self, &s_subscribe_msg, data, len, out);
 }
 
+/*  Checks a report's objects map (at most YARD_MAX_OBJECTS entries, names
+    1..YARD_MAX_OBJECT_NAME bytes of the service alphabet, unsigned values,
+    no name twice) and, when fn is given, calls it per entry once all of it
+    is known good. */
+static int s_objects_scan(const uint8_t *p, size_t len, yard_objects_fn *fn,
+                          void *arg)
+{
+    yard_bytes_t names[YARD_MAX_OBJECTS];
+    uint64_t values[YARD_MAX_OBJECTS];
+    size_t pos = 0;
+    uint32_t n;
+    int rc = s_read_map(p, len, &pos, &n);
+    if (rc)
+        return rc;
+    if (n > YARD_MAX_OBJECTS)
+        return YARD_E_TOO_LARGE;
+    for (uint32_t i = 0; i < n; i++) {
+        if ((rc = s_read_str(p, len, &pos, &names[i])))
+            return rc;
+        if (names[i].len == 0 || names[i].len > YARD_MAX_OBJECT_NAME)
+            return YARD_E_RANGE;
+        for (uint32_t k = 0; k < names[i].len; k++)
+            if (!s_service_char(names[i].ptr[k]))
+                return YARD_E_RANGE;
+        for (uint32_t j = 0; j < i; j++)
+            if (names[j].len == names[i].len &&
+                memcmp(names[j].ptr, names[i].ptr, names[i].len) == 0)
+                return YARD_E_MALFORMED;
+        s_val_t v;
+        if ((rc = s_read_val(p, len, &pos, &v)))
+            return rc;
+        if (v.type != V_UINT)
+            return v.type == V_NEG ? YARD_E_RANGE : YARD_E_TYPE;
+        values[i] = v.u;
+    }
+    if (pos != len)
+        return YARD_E_MALFORMED;
+    for (uint32_t i = 0; fn && i < n; i++)
+        if ((rc = fn((const char *)names[i].ptr, names[i].len, values[i], arg)))
+            return rc;
+    return 0;
+}
+
+int yard_decode_report(yard_decoder_t *self, const void *data, size_t len,
+                       yard_report_t *out)
+{
+    int rc = s_decode(self, &s_report_msg, data, len, out);
+    if (rc == 0 && out->objects.len)
+        rc = s_objects_scan(out->objects.ptr, out->objects.len, NULL, NULL);
+    return rc;
+}
+
+int yard_decode_probe(yard_decoder_t *self, const void *data, size_t len,
+                      yard_probe_t *out)
+{
+    return s_decode(self, &s_probe_msg, data, len, out);
+}
+
+int yard_objects_each(const yard_bytes_t *objects, yard_objects_fn *fn,
+                      void *arg)
+{
+    if (!objects || !fn || (!objects->ptr && objects->len))
+        return YARD_E_ARG;
+    if (objects->len == 0)
+        return 0;
+    return s_objects_scan(objects->ptr, objects->len, fn, arg);
+}
+
 int yard_strlist_each(const yard_bytes_t *list, yard_strlist_fn *fn, void *arg)
 {
     if (!list || !fn || (!list->ptr && list->len))
@@ -982,6 +1087,20 @@ int yard_encode_event(msgpack_sbuffer *buf, yard_role_t role,
 int yard_encode_publish_ack(msgpack_sbuffer *buf, const yard_publish_ack_t *ack)
 {
     return s_encode(buf, &s_publish_ack_msg, S_ANY, ack);
+}
+
+int yard_encode_report(msgpack_sbuffer *buf, const yard_report_t *report)
+{
+    if (report && report->objects.len &&
+        (!report->objects.ptr ||
+         s_objects_scan(report->objects.ptr, report->objects.len, NULL, NULL)))
+        return YARD_E_ARG;
+    return s_encode(buf, &s_report_msg, S_ANY, report);
+}
+
+int yard_encode_probe(msgpack_sbuffer *buf, const yard_probe_t *probe)
+{
+    return s_encode(buf, &s_probe_msg, S_ANY, probe);
 }
 
 int yard_encode_subscribe(msgpack_sbuffer *buf, const yard_subscribe_t *sub)

@@ -94,7 +94,7 @@ typedef enum {
     YARD_CMD_CANCEL = 0x03,     /*  C->B, B->W  1..256 cancel bodies     */
     YARD_CMD_READY = 0x04,      /*  W->B  1 ready body                   */
     YARD_CMD_TASK = 0x05,       /*  B->W  1..256 task bodies             */
-    YARD_CMD_HEARTBEAT = 0x06,  /*  any   0 bodies                       */
+    YARD_CMD_HEARTBEAT = 0x06,  /*  any   0 bodies; W/B: 0 or 1 report  */
     YARD_CMD_DISCONNECT = 0x07, /*  any   0 or 1 body                    */
     YARD_CMD_ERROR = 0x08,      /*  B->any  1 error body                 */
     /*  The event bus (PROTOCOL.md 5.11). */
@@ -274,6 +274,42 @@ typedef struct {
                             or an empty prefix, means every event     */
 } yard_subscribe_t;
 
+/*  HEARTBEAT body, worker -> broker: the worker's health report
+    (PROTOCOL.md 5.7, 8.8). Every field is optional; absent numbers are 0. */
+#define YARD_MAX_OBJECTS 16     /*  entries in a report's objects map       */
+#define YARD_MAX_OBJECT_NAME 64 /*  bytes in one object name               */
+typedef struct {
+    uint64_t probe;              /*  the broker probe this answers, 0 = none */
+    uint64_t uptime_ms;          /*  since the process started               */
+    yard_bytes_t version;        /*  str 0..128: software version            */
+    uint64_t rss;                /*  resident set, bytes                     */
+    uint64_t rss_peak;           /*  largest resident set seen, bytes        */
+    uint64_t rss_growth;         /*  growth over the window, bytes           */
+    uint64_t growth_window_ms;   /*  the window rss_growth covers            */
+    uint64_t loop_iterations;    /*  event-loop iterations                   */
+    uint64_t loop_busy_us;       /*  total time spent working in the loop    */
+    uint64_t loop_max_us;        /*  longest iteration                       */
+    uint64_t loop_max_lag_us;    /*  most the loop woke up late              */
+    uint64_t loop_slow;          /*  iterations over the slow threshold      */
+    uint64_t loop_stalls;        /*  stalls (over the stall threshold)       */
+    uint64_t loop_last_stall_us; /*  length of the last stall              */
+    uint64_t loop_stall_age_ms;  /*  since the last stall ended            */
+    uint64_t loop_slow_ms;       /*  the slow threshold in force             */
+    uint64_t loop_stall_ms;      /*  the stall threshold in force            */
+    uint32_t in_flight;          /*  tasks held                              */
+    uint32_t pending;            /*  tasks held but not started yet          */
+    yard_bytes_t objects;        /*  raw msgpack map str -> uint: counts of
+                                     what the process holds (entries, ...);
+                                     at most YARD_MAX_OBJECTS entries, names
+                                     1..64 bytes of the service alphabet   */
+} yard_report_t;
+
+/*  HEARTBEAT body, broker -> worker: a probe, answered at once with a
+    HEARTBEAT whose report carries the same probe number. */
+typedef struct {
+    uint64_t probe; /*  1..2^64-1, required                                */
+} yard_probe_t;
+
 /* ---- Header frame ------------------------------------------------------ */
 
 /*  Writes the 4-byte header. */
@@ -338,6 +374,21 @@ int yard_decode_publish_ack(yard_decoder_t *self, const void *data, size_t len,
                             yard_publish_ack_t *out);
 int yard_decode_subscribe(yard_decoder_t *self, const void *data, size_t len,
                           yard_subscribe_t *out);
+/*  The report's objects map is checked too (YARD_E_TOO_LARGE over
+    YARD_MAX_OBJECTS entries, YARD_E_RANGE / YARD_E_TYPE for a bad name or
+    value). */
+int yard_decode_report(yard_decoder_t *self, const void *data, size_t len,
+                       yard_report_t *out);
+int yard_decode_probe(yard_decoder_t *self, const void *data, size_t len,
+                      yard_probe_t *out);
+
+/*  Calls fn(name, len, value, arg) for each entry of a report's objects
+    map (checked here); stops when fn returns non-zero. 0, fn's value or
+    an error. */
+typedef int(yard_objects_fn)(const char *name, size_t len, uint64_t value,
+                             void *arg);
+int yard_objects_each(const yard_bytes_t *objects, yard_objects_fn *fn,
+                      void *arg);
 
 /*  Calls fn for each prefix of a SUBSCRIBE types array (already checked
     by the decoder, or checked here). 0, fn's non-zero value, or an
@@ -379,6 +430,8 @@ int yard_encode_event(msgpack_sbuffer *buf, yard_role_t role,
 int yard_encode_publish_ack(msgpack_sbuffer *buf,
                             const yard_publish_ack_t *ack);
 int yard_encode_subscribe(msgpack_sbuffer *buf, const yard_subscribe_t *sub);
+int yard_encode_report(msgpack_sbuffer *buf, const yard_report_t *report);
+int yard_encode_probe(msgpack_sbuffer *buf, const yard_probe_t *probe);
 
 /*  Encodes an array of n C strings as a SUBSCRIBE types array into buf. */
 int yard_encode_strlist(msgpack_sbuffer *buf, const char *const *items,

@@ -200,7 +200,7 @@ static const s_rule_t s_broker_rules[] = {
     {YARD_CMD_RESULT, 1, YARD_MAX_BATCH},
     {YARD_CMD_TASK, 1, YARD_MAX_BATCH},
     {YARD_CMD_CANCEL, 1, YARD_MAX_BATCH},
-    {YARD_CMD_HEARTBEAT, 0, 0},
+    {YARD_CMD_HEARTBEAT, 0, 1},
     {YARD_CMD_DISCONNECT, 0, 1},
     {YARD_CMD_ERROR, 1, 1},
     {YARD_CMD_PUBLISH, 1, YARD_MAX_BATCH},

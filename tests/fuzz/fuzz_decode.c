@@ -239,6 +239,48 @@ static void s_error(const uint8_t *p, size_t n, bufs_t *b)
     s_fixed_point(b);
 }
 
+static int s_object(const char *name, size_t len, uint64_t value, void *arg)
+{
+    (void)name;
+    (void)value;
+    *(size_t *)arg += len;
+    return 0;
+}
+
+/*  HEARTBEAT bodies: a worker's report and the broker's probe. */
+static void s_report(const uint8_t *p, size_t n, bufs_t *b)
+{
+    yard_report_t a, c;
+    if (yard_decode_report(s_dec, p, n, &a) == 0) {
+        size_t names = 0;
+        if (yard_objects_each(&a.objects, s_object, &names) != 0)
+            s_die("REPORT: decoded objects do not iterate");
+        s_bufs_reset(b);
+        if (yard_encode_report(&b->first, &a) != 0)
+            s_die("REPORT: a decoded body does not encode");
+        if (yard_decode_report(s_dec, b->first.data, b->first.size, &c) != 0)
+            s_die("REPORT: an encoded body does not decode");
+        if (a.probe != c.probe || a.rss != c.rss ||
+            a.loop_stalls != c.loop_stalls || a.in_flight != c.in_flight ||
+            a.pending != c.pending || !s_same(a.version, c.version) ||
+            !s_same(a.objects, c.objects))
+            s_die("REPORT: round trip changed a field");
+        if (yard_encode_report(&b->second, &c) != 0)
+            s_die("REPORT: second encode failed");
+        s_fixed_point(b);
+    }
+    yard_probe_t pa, pc;
+    if (yard_decode_probe(s_dec, p, n, &pa) == 0) {
+        if (pa.probe == 0)
+            s_die("PROBE: decoded probe 0");
+        s_bufs_reset(b);
+        if (yard_encode_probe(&b->first, &pa) != 0 ||
+            yard_decode_probe(s_dec, b->first.data, b->first.size, &pc) != 0 ||
+            pc.probe != pa.probe)
+            s_die("PROBE: round trip failed");
+    }
+}
+
 static void s_body(const uint8_t *data, size_t len, bufs_t *b)
 {
     /*  An exact-size copy: reading one byte past it is an ASan report. */
@@ -265,6 +307,7 @@ static void s_body(const uint8_t *data, size_t len, bufs_t *b)
     s_ready(p, len, b);
     s_cancel(p, len, b);
     s_error(p, len, b);
+    s_report(p, len, b);
     free(p);
 }
 

@@ -422,7 +422,7 @@ static void test_cmd_check(void **state)
         {W, YARD_CMD_HEARTBEAT, 0, 1},     {W, YARD_CMD_DISCONNECT, 0, 1},
         {W, YARD_CMD_PUBLISH, 1, 256},     {B, YARD_CMD_RESULT, 1, 256},
         {B, YARD_CMD_TASK, 1, 256},        {B, YARD_CMD_CANCEL, 1, 256},
-        {B, YARD_CMD_HEARTBEAT, 0, 0},     {B, YARD_CMD_DISCONNECT, 0, 1},
+        {B, YARD_CMD_HEARTBEAT, 0, 1},     {B, YARD_CMD_DISCONNECT, 0, 1},
         {B, YARD_CMD_ERROR, 1, 1},         {B, YARD_CMD_PUBLISH, 1, 256},
         {B, YARD_CMD_PUBLISH_ACK, 1, 256},
     };
@@ -1521,6 +1521,128 @@ static double s_now_ns(void)
     return ts.tv_sec * 1e9 + ts.tv_nsec;
 }
 
+/*  Collects objects as "name=value\n" lines. */
+static int s_object_line(const char *name, size_t len, uint64_t value,
+                         void *arg)
+{
+    char *buf = arg;
+    size_t at = strlen(buf);
+    snprintf(buf + at, 512 - at, "%.*s=%llu\n", (int)len, name,
+             (unsigned long long)value);
+    return 0;
+}
+
+/*  Health reports and probes (HEARTBEAT bodies): round trip, the objects
+    map's rules, and what an encoder refuses. */
+static void test_report_probe(void **state)
+{
+    (void)state;
+    yard_decoder_t *dec = yard_decoder_new();
+    msgpack_sbuffer sb, ob;
+    msgpack_sbuffer_init(&sb);
+    msgpack_sbuffer_init(&ob);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &ob, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    msgpack_pack_str_with_body(&pk, "entries", 7);
+    msgpack_pack_uint64(&pk, 12);
+    msgpack_pack_str_with_body(&pk, "bytes", 5);
+    msgpack_pack_uint64(&pk, UINT64_MAX);
+
+    yard_report_t r = {
+        .probe = 9,
+        .uptime_ms = 1234,
+        .version = yard_bytes_str("0.1.0"),
+        .rss = 1u << 30,
+        .loop_stalls = 2,
+        .loop_stall_age_ms = 0, /*  just now: absent */
+        .in_flight = 3,
+        .objects = {(const uint8_t *)ob.data, (uint32_t)ob.size}};
+    assert_int_equal(yard_encode_report(&sb, &r), 0);
+    yard_report_t got;
+    assert_int_equal(yard_decode_report(dec, sb.data, sb.size, &got), 0);
+    assert_int_equal(got.probe, 9);
+    assert_int_equal(got.uptime_ms, 1234);
+    assert_int_equal(got.rss, 1u << 30);
+    assert_int_equal(got.loop_stalls, 2);
+    assert_int_equal(got.loop_stall_age_ms, 0);
+    assert_int_equal(got.in_flight, 3);
+    assert_int_equal(got.version.len, 5);
+    char lines[512] = "";
+    assert_int_equal(yard_objects_each(&got.objects, s_object_line, lines), 0);
+    assert_string_equal(lines, "entries=12\nbytes=18446744073709551615\n");
+
+    /*  An empty report is a valid report (an empty map). */
+    msgpack_sbuffer_clear(&sb);
+    yard_report_t empty;
+    memset(&empty, 0, sizeof empty);
+    assert_int_equal(yard_encode_report(&sb, &empty), 0);
+    assert_int_equal(sb.size, 1);
+    assert_int_equal(yard_decode_report(dec, sb.data, sb.size, &got), 0);
+
+    /*  Bad objects: the encoder refuses them, the decoder too. */
+    static const struct {
+        const char *hex;
+        int err;
+    } bad[] = {
+        {"81a001", YARD_E_RANGE},             /*  empty name */
+        {"81a361206201", YARD_E_RANGE},       /*  "a b" */
+        {"81a161ff", YARD_E_RANGE},           /*  -1 */
+        {"81a161a131", YARD_E_TYPE},          /*  a string */
+        {"82a16101a16102", YARD_E_MALFORMED}, /*  a twice */
+    };
+    for (size_t i = 0; i < N(bad); i++) {
+        uint8_t raw[64];
+        size_t n = strlen(bad[i].hex) / 2;
+        for (size_t k = 0; k < n; k++) {
+            unsigned v;
+            sscanf(bad[i].hex + 2 * k, "%2x", &v);
+            raw[k] = (uint8_t)v;
+        }
+        yard_bytes_t objs = {raw, (uint32_t)n};
+        assert_int_equal(yard_objects_each(&objs, s_object_line, lines),
+                         bad[i].err);
+        yard_report_t br = {.objects = objs};
+        msgpack_sbuffer_clear(&sb);
+        assert_int_equal(yard_encode_report(&sb, &br), YARD_E_ARG);
+        /*  Wrapped in a report body on the wire. */
+        msgpack_sbuffer_clear(&sb);
+        msgpack_packer bp;
+        msgpack_packer_init(&bp, &sb, msgpack_sbuffer_write);
+        msgpack_pack_map(&bp, 1);
+        msgpack_pack_str_with_body(&bp, "objects", 7);
+        msgpack_sbuffer_write(&sb, (const char *)raw, n);
+        assert_int_equal(yard_decode_report(dec, sb.data, sb.size, &got),
+                         bad[i].err);
+    }
+    /*  Unknown keys are ignored (later versions may add figures). */
+    msgpack_sbuffer_clear(&sb);
+    msgpack_packer up;
+    msgpack_packer_init(&up, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&up, 2);
+    msgpack_pack_str_with_body(&up, "gpu_mem", 7);
+    msgpack_pack_uint64(&up, 5);
+    msgpack_pack_str_with_body(&up, "rss", 3);
+    msgpack_pack_uint64(&up, 77);
+    assert_int_equal(yard_decode_report(dec, sb.data, sb.size, &got), 0);
+    assert_int_equal(got.rss, 77);
+
+    /*  Probes: 1..2^64-1, required. */
+    yard_probe_t pr = {.probe = 0};
+    msgpack_sbuffer_clear(&sb);
+    assert_int_equal(yard_encode_probe(&sb, &pr), YARD_E_ARG);
+    pr.probe = UINT64_MAX;
+    assert_int_equal(yard_encode_probe(&sb, &pr), 0);
+    yard_probe_t pg;
+    assert_int_equal(yard_decode_probe(dec, sb.data, sb.size, &pg), 0);
+    assert_true(pg.probe == UINT64_MAX);
+    assert_int_equal(yard_decode_probe(dec, "\x80", 1, &pg), YARD_E_MISSING);
+
+    msgpack_sbuffer_destroy(&sb);
+    msgpack_sbuffer_destroy(&ob);
+    yard_decoder_destroy(&dec);
+}
+
 static void test_decode_cost(void **state)
 {
     (void)state;
@@ -1599,6 +1721,7 @@ int main(void)
         cmocka_unit_test(test_encode_refusals),
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_headers_each),
+        cmocka_unit_test(test_report_probe),
         cmocka_unit_test(test_decode_cost),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);

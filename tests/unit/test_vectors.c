@@ -115,6 +115,31 @@ static const tf_t s_publish_ack_f[] = {
 static const tf_t s_subscribe_f[] = {
     TF(yard_subscribe_t, types, T_STRLIST),
 };
+static const tf_t s_report_f[] = {
+    TF(yard_report_t, probe, T_U64),
+    TF(yard_report_t, uptime_ms, T_U64),
+    TF(yard_report_t, version, T_BYTES),
+    TF(yard_report_t, rss, T_U64),
+    TF(yard_report_t, rss_peak, T_U64),
+    TF(yard_report_t, rss_growth, T_U64),
+    TF(yard_report_t, growth_window_ms, T_U64),
+    TF(yard_report_t, loop_iterations, T_U64),
+    TF(yard_report_t, loop_busy_us, T_U64),
+    TF(yard_report_t, loop_max_us, T_U64),
+    TF(yard_report_t, loop_max_lag_us, T_U64),
+    TF(yard_report_t, loop_slow, T_U64),
+    TF(yard_report_t, loop_stalls, T_U64),
+    TF(yard_report_t, loop_last_stall_us, T_U64),
+    TF(yard_report_t, loop_stall_age_ms, T_U64),
+    TF(yard_report_t, loop_slow_ms, T_U64),
+    TF(yard_report_t, loop_stall_ms, T_U64),
+    TF(yard_report_t, in_flight, T_U32),
+    TF(yard_report_t, pending, T_U32),
+    TF(yard_report_t, objects, T_RAW),
+};
+static const tf_t s_probe_f[] = {
+    TF(yard_probe_t, probe, T_U64),
+};
 
 typedef union {
     yard_submit_t submit;
@@ -126,32 +151,38 @@ typedef union {
     yard_event_t event;
     yard_publish_ack_t publish_ack;
     yard_subscribe_t subscribe;
+    yard_report_t report;
+    yard_probe_t probe;
 } any_t;
 
 #define NF(a) (sizeof(a) / sizeof((a)[0]))
 
 typedef struct {
     yard_cmd_t cmd;
+    char role; /*  0: any sender; HEARTBEAT bodies differ by sender */
     const tf_t *fields;
     size_t nfields;
 } tmsg_t;
 
 static const tmsg_t s_msgs[] = {
-    {YARD_CMD_SUBMIT, s_submit_f, NF(s_submit_f)},
-    {YARD_CMD_TASK, s_task_f, NF(s_task_f)},
-    {YARD_CMD_RESULT, s_result_f, NF(s_result_f)},
-    {YARD_CMD_READY, s_ready_f, NF(s_ready_f)},
-    {YARD_CMD_CANCEL, s_cancel_f, NF(s_cancel_f)},
-    {YARD_CMD_ERROR, s_error_f, NF(s_error_f)},
-    {YARD_CMD_PUBLISH, s_event_f, NF(s_event_f)},
-    {YARD_CMD_PUBLISH_ACK, s_publish_ack_f, NF(s_publish_ack_f)},
-    {YARD_CMD_SUBSCRIBE, s_subscribe_f, NF(s_subscribe_f)},
+    {YARD_CMD_SUBMIT, 0, s_submit_f, NF(s_submit_f)},
+    {YARD_CMD_TASK, 0, s_task_f, NF(s_task_f)},
+    {YARD_CMD_RESULT, 0, s_result_f, NF(s_result_f)},
+    {YARD_CMD_READY, 0, s_ready_f, NF(s_ready_f)},
+    {YARD_CMD_CANCEL, 0, s_cancel_f, NF(s_cancel_f)},
+    {YARD_CMD_ERROR, 0, s_error_f, NF(s_error_f)},
+    {YARD_CMD_PUBLISH, 0, s_event_f, NF(s_event_f)},
+    {YARD_CMD_PUBLISH_ACK, 0, s_publish_ack_f, NF(s_publish_ack_f)},
+    {YARD_CMD_SUBSCRIBE, 0, s_subscribe_f, NF(s_subscribe_f)},
+    {YARD_CMD_HEARTBEAT, 'W', s_report_f, NF(s_report_f)},
+    {YARD_CMD_HEARTBEAT, 'B', s_probe_f, NF(s_probe_f)},
 };
 
-static const tmsg_t *s_msg_for(yard_cmd_t cmd)
+static const tmsg_t *s_msg_for(yard_cmd_t cmd, yard_role_t role)
 {
     for (size_t i = 0; i < NF(s_msgs); i++)
-        if (s_msgs[i].cmd == cmd)
+        if (s_msgs[i].cmd == cmd &&
+            (s_msgs[i].role == 0 || s_msgs[i].role == (char)role))
             return &s_msgs[i];
     return NULL;
 }
@@ -451,26 +482,42 @@ static const struct {
     {0, YARD_CMD_DISCONNECT},  {'B', YARD_CMD_ERROR},
     {'C', YARD_CMD_PUBLISH},   {'W', YARD_CMD_PUBLISH},
     {'B', YARD_CMD_PUBLISH},   {'B', YARD_CMD_PUBLISH_ACK},
-    {'C', YARD_CMD_SUBSCRIBE},
+    {'C', YARD_CMD_SUBSCRIBE}, {'W', YARD_CMD_HEARTBEAT},
+    {'B', YARD_CMD_HEARTBEAT},
 };
 static bool s_covered[NF(s_required)];
 static int s_vectors_run;
 
-static void s_cover(char role, yard_cmd_t cmd)
+static void s_cover(char role, yard_cmd_t cmd, size_t nbodies)
 {
-    for (size_t i = 0; i < NF(s_required); i++)
-        if (s_required[i].cmd == cmd &&
-            (s_required[i].role == 0 || s_required[i].role == role))
+    for (size_t i = 0; i < NF(s_required); i++) {
+        if (s_required[i].cmd != cmd)
+            continue;
+        if (cmd == YARD_CMD_HEARTBEAT) {
+            /*  {0, HEARTBEAT}: a bodiless one; {W|B, HEARTBEAT}: that
+                sender's body (report, probe). */
+            if (nbodies == 0 ? s_required[i].role == 0
+                             : s_required[i].role == role)
+                s_covered[i] = true;
+        } else if (s_required[i].role == 0 || s_required[i].role == role)
             s_covered[i] = true;
+    }
 }
 
 /* ---- One vector -------------------------------------------------------- */
 
 static yard_decoder_t *s_dec;
 
-static int s_decode(yard_cmd_t cmd, const yard_bytes_t *b, any_t *out)
+static int s_decode(yard_cmd_t cmd, yard_role_t role, const yard_bytes_t *b,
+                    any_t *out)
 {
     switch (cmd) {
+    case YARD_CMD_HEARTBEAT:
+        if (role == YARD_ROLE_WORKER)
+            return yard_decode_report(s_dec, b->ptr, b->len, &out->report);
+        if (role == YARD_ROLE_BROKER)
+            return yard_decode_probe(s_dec, b->ptr, b->len, &out->probe);
+        return yard_msgpack_check(b->ptr, b->len);
     case YARD_CMD_SUBMIT:
         return yard_decode_submit(s_dec, b->ptr, b->len, &out->submit);
     case YARD_CMD_TASK:
@@ -520,6 +567,9 @@ static int s_encode(msgpack_sbuffer *sb, yard_cmd_t cmd, yard_role_t role,
         return yard_encode_publish_ack(sb, &in->publish_ack);
     case YARD_CMD_SUBSCRIBE:
         return yard_encode_subscribe(sb, &in->subscribe);
+    case YARD_CMD_HEARTBEAT:
+        return role == YARD_ROLE_WORKER ? yard_encode_report(sb, &in->report)
+                                        : yard_encode_probe(sb, &in->probe);
     default:
         return -999;
     }
@@ -555,7 +605,7 @@ static void s_check_invalid(json_t *v, const char *vname, yard_bytes_t *fr,
     if (!rc)
         rc = yard_cmd_check(role, cmd, nfr - 1);
     for (size_t i = 1; !rc && i < nfr; i++) {
-        rc = s_decode(cmd, &fr[i], &out);
+        rc = s_decode(cmd, role, &fr[i], &out);
         have_out = rc != 0;
     }
     if (strcmp(s_err_name(rc), want) != 0)
@@ -564,7 +614,7 @@ static void s_check_invalid(json_t *v, const char *vname, yard_bytes_t *fr,
     if (eid) {
         arena_t a = {0};
         yard_bytes_t id = s_json_bytes(&a, eid, "expect_id");
-        const tmsg_t *msg = s_msg_for(cmd);
+        const tmsg_t *msg = s_msg_for(cmd, role);
         assert_true(have_out && msg);
         const tf_t *f = NULL;
         for (size_t i = 0; i < msg->nfields; i++)
@@ -638,7 +688,7 @@ static void s_check_valid(json_t *v, const char *vname, arena_t *a,
     assert_int_equal(json_array_size(bodies), nbodies);
     assert_int_equal(yard_cmd_check(role, cmd, nbodies), 0);
 
-    const tmsg_t *msg = s_msg_for(cmd);
+    const tmsg_t *msg = s_msg_for(cmd, role);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     for (size_t i = 0; i < nbodies; i++) {
@@ -652,7 +702,7 @@ static void s_check_valid(json_t *v, const char *vname, arena_t *a,
         s_from_json(a, msg, jb, &want);
         if (cmd == YARD_CMD_PUBLISH)
             s_check_event_role(&want.event, role, vname, i);
-        int rc = s_decode(cmd, &fr[i + 1], &got);
+        int rc = s_decode(cmd, role, &fr[i + 1], &got);
         if (rc)
             fail_msg("%s body %zu: decode failed: %s", vname, i,
                      yard_strerror(rc));
@@ -675,7 +725,7 @@ static void s_check_valid(json_t *v, const char *vname, arena_t *a,
     }
     msgpack_sbuffer_destroy(&sb);
     if (!decode_only)
-        s_cover(rs[0], cmd);
+        s_cover(rs[0], cmd, nbodies);
 }
 
 static void test_vector(void **state)
