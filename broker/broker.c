@@ -39,7 +39,7 @@ static void s_free_service(void *value, void *arg)
 static void s_free_worker(void *value, void *arg)
 {
     (void)arg;
-    free(value);
+    worker_free(value);
 }
 static void s_free_client(void *value, void *arg)
 {
@@ -151,6 +151,7 @@ broker_t *broker_new(const broker_config_t *config, char *err, size_t errlen)
         return NULL;
     }
     self->started_us = yard_clock_us();
+    yard_proc_init(&self->proc, self->started_us);
     self->next_heartbeat_us =
         self->started_us + (int64_t)config->heartbeat_ms * 1000;
     return self;
@@ -193,6 +194,7 @@ void broker_destroy(broker_t **self_p)
     }
     events_destroy(self);
     cache_destroy(self);
+    probe_destroy(self);
     if (self->events_sock)
         zmq_close(self->events_sock);
     if (self->ctx)
@@ -507,6 +509,7 @@ static void s_heartbeat(broker_t *self, int64_t now)
     free(all.list);
     client_sweep(self, now);
     events_heartbeat(self, now);
+    yard_proc_sample(&self->proc, now);
 }
 
 typedef struct {
@@ -586,6 +589,9 @@ static long s_poll_timeout_ms(broker_t *self, int64_t now)
         until = self->drain_deadline_us;
     if (self->breaker_wake_us < until)
         until = self->breaker_wake_us;
+    int64_t ping = probe_wake(self);
+    if (ping < until)
+        until = ping;
     if (until <= now)
         return 0;
     return (long)((until - now + 999) / 1000);
@@ -614,12 +620,15 @@ int broker_run(broker_t *self)
             {NULL, self->signal_fd, ZMQ_POLLIN, 0},
         };
         int nitems = self->signal_fd >= 0 ? 3 : 2;
-        int rc = zmq_poll(items, nitems, s_poll_timeout_ms(self, now));
+        long timeout = s_poll_timeout_ms(self, now);
+        yard_proc_poll_enter(&self->proc, now, timeout);
+        int rc = zmq_poll(items, nitems, timeout);
         if (rc < 0 && errno != EINTR) {
             yard_error("poll failed: %s", zmq_strerror(errno));
             break;
         }
         now = yard_clock_us();
+        yard_proc_poll_leave(&self->proc, now);
         if (rc > 0 && (items[0].revents & ZMQ_POLLIN)) {
             for (int i = 0; i < BROKER_RECV_BURST; i++) {
                 if (yard_wire_recv(self->router, true, self->msg,
@@ -642,6 +651,7 @@ int broker_run(broker_t *self)
             s_read_signals(self, now);
         s_fire_timers(self, now);
         breaker_tick(self, now);
+        probe_tick(self, now);
         s_dispatch(self, now);
         client_flush_all(self);
         events_flush_all(self, now);

@@ -27,6 +27,7 @@
 #include "yard_heap.h"
 #include "yard_hist.h"
 #include "yard_map.h"
+#include "yard_proc.h"
 #include "yard_proto.h"
 #include "yard_rand.h"
 
@@ -52,6 +53,9 @@
     dropped (each at most 128 events / 64 KiB). */
 #define BROKER_EVENTS_HWM 128
 #define BROKER_MAX_EVENT_TYPES 1024 /*  distinct types counted apart     */
+#define BROKER_PING_DEFAULT_MS 1000 /*  admin "ping": default wait       */
+#define BROKER_PING_MAX_MS 10000    /*  ... and the longest              */
+#define BROKER_PING_MAX_WAITERS 64  /*  ping requests waiting at once    */
 
 /* ---- Types ----------------------------------------------------------------
  */
@@ -62,6 +66,20 @@ typedef struct broker_worker broker_worker_t;
 typedef struct broker_client broker_client_t;
 typedef struct broker_sub broker_sub_t; /*  an event subscriber (events.c) */
 typedef struct broker_flight broker_flight_t; /*  one cache key (cache.c)  */
+typedef struct broker_ping broker_ping_t;     /*  a ping request (probe.c) */
+
+/*  A worker's last health report (PROTOCOL.md 8.8), copied out of its
+    HEARTBEAT: numbers as sent, strings bounded. */
+typedef struct {
+    yard_report_t r;               /*  numbers; views cleared      */
+    char version[YARD_MAX_ID + 1]; /*  r.version, NUL-terminated   */
+    size_t nobjects;               /*  entries in objects          */
+    struct {
+        char name[YARD_MAX_OBJECT_NAME + 1];
+        uint64_t value;
+    } objects[YARD_MAX_OBJECTS];
+    int64_t at_us; /*  when it arrived (monotonic) */
+} broker_report_t;
 
 /*  Event counters, per type and in total. */
 typedef struct {
@@ -175,6 +193,12 @@ struct broker_worker {
     int64_t last_sent_us;      /*  last message to it                       */
     broker_task_t *tasks;      /*  list of tasks it holds (wnext links)     */
     uint64_t done;             /*  results received from it                 */
+    broker_report_t *report;   /*  last health report, NULL before one      */
+    uint64_t probe_sent;       /*  last probe sent to it, 0 = none          */
+    int64_t probe_sent_us;     /*  when                                     */
+    uint64_t probe_answered;   /*  last probe it answered                   */
+    uint64_t ping_rtt_us;      /*  round trip of that answer                */
+    int64_t pong_at_us;        /*  when it came, 0 = never                  */
 };
 
 struct broker_client {
@@ -263,6 +287,14 @@ struct broker {
     bool draining;             /*  SIGTERM received                           */
     int64_t drain_deadline_us; /*  when draining ends                       */
     bool stop;                 /*  leave the loop                             */
+    yard_proc_t proc;          /*  the loop's and the memory's health        */
+    broker_ping_t *pings;      /*  ping requests waiting (probe.c)           */
+    size_t npings;             /*  how many                                  */
+    uint64_t probe;            /*  number of the probe in progress, 0: none  */
+    int64_t probe_started_us;  /*  when it was sent                          */
+    size_t probe_outstanding;  /*  workers that have not answered it         */
+    uint64_t reports;          /*  worker reports received                   */
+    uint64_t bad_reports;      /*  worker reports refused                    */
 };
 
 /* ---- broker.c ------------------------------------------------------------ */
@@ -407,6 +439,43 @@ void worker_detach(broker_worker_t *worker, broker_task_t *task);
     message. Returns how many were sent. */
 size_t worker_dispatch(broker_t *self, broker_worker_t *worker, size_t n,
                        int64_t now);
+
+/*  Frees a worker record (already unlinked). */
+void worker_free(broker_worker_t *worker);
+
+/* ---- probe.c --------------------------------------------------------------
+ */
+
+/*  A worker's HEARTBEAT with a body: its health report (stored; a probe
+    answer is matched). A bad report is counted and ignored. */
+void probe_on_report(broker_t *self, broker_worker_t *worker,
+                     yard_wire_msg_t *msg, int64_t now);
+
+/*  Admin "ping [TIMEOUT_MS]": probes every worker and answers once all
+    have answered or the timeout passed (probe_tick). */
+void probe_admin(broker_t *self, broker_client_t *client,
+                 const yard_bytes_t *id, const char *args, size_t len,
+                 int64_t now);
+
+/*  Answers ping requests that are complete or past their timeout. */
+void probe_tick(broker_t *self, int64_t now);
+
+/*  Earliest ping deadline, INT64_MAX if none. */
+int64_t probe_wake(const broker_t *self);
+
+/*  A worker is going: it will not answer the probe in progress. */
+void probe_worker_gone(broker_t *self, broker_worker_t *worker);
+
+/*  Frees waiting ping requests (at exit). */
+void probe_destroy(broker_t *self);
+
+/*  The "report" and "ping" members of a worker in stats (each may be
+    NULL: none yet). */
+struct json_t *probe_report_json(const broker_worker_t *worker, int64_t now);
+struct json_t *probe_ping_json(const broker_worker_t *worker, int64_t now);
+
+/*  The broker's own loop and memory figures ("loop" in stats). */
+struct json_t *probe_loop_json(const yard_proc_t *proc, int64_t now);
 
 /* ---- client.c --------------------------------------------------------------
  */

@@ -168,6 +168,11 @@ static void s_admin(broker_t *self, broker_client_t *c,
         s_reply_json(self, c, &submit->id, stats_json(self, now));
         return;
     }
+    if (s_is_command(p, "ping")) {
+        probe_admin(self, c, &submit->id, (const char *)p->ptr + 4, p->len - 4,
+                    now);
+        return;
+    }
     if (s_is_command(p, "breaker")) {
         char err[320] = "out of memory", why[340];
         char *json = breaker_admin(self, (const char *)p->ptr + 7, p->len - 7,
@@ -180,9 +185,9 @@ static void s_admin(broker_t *self, broker_client_t *c,
         s_reply_json(self, c, &submit->id, json);
         return;
     }
-    s_reply_status(self, c, &submit->id, YARD_INVALID,
-                   "bad_field: unknown admin command (known: stats, breaker)",
-                   0);
+    s_reply_status(
+        self, c, &submit->id, YARD_INVALID,
+        "bad_field: unknown admin command (known: stats, ping, breaker)", 0);
 }
 
 static void s_submit(broker_t *self, broker_client_t *c,

@@ -169,20 +169,13 @@ static void s_worker(void *value, void *arg)
         (json_int_t)w->capacity, "in_flight", (json_int_t)w->in_flight, "done",
         (json_int_t)w->done, "last_seen_ms",
         (json_int_t)((wl->now - w->last_seen_us) / 1000));
-    if (o)
-        json_array_append_new(wl->list, o);
-}
-
-static long s_rss_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    long pages = 0, rss = 0;
-    if (!f)
-        return 0;
-    if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
-        rss = 0;
-    fclose(f);
-    return rss * sysconf(_SC_PAGESIZE);
+    if (!o)
+        return;
+    json_t *report = probe_report_json(w, wl->now);
+    json_object_set_new(o, "report", report ? report : json_null());
+    json_t *ping = probe_ping_json(w, wl->now);
+    json_object_set_new(o, "ping", ping ? ping : json_null());
+    json_array_append_new(wl->list, o);
 }
 
 char *stats_json(broker_t *self, int64_t now)
@@ -216,6 +209,10 @@ char *stats_json(broker_t *self, int64_t now)
                   (json_int_t)self->events, "duplicates",
                   (json_int_t)self->duplicates, "stale_results",
                   (json_int_t)self->stale_results));
+    json_t *b = json_object_get(root, "broker");
+    json_object_set_new(b, "reports", json_integer((json_int_t)self->reports));
+    json_object_set_new(b, "bad_reports",
+                        json_integer((json_int_t)self->bad_reports));
     json_object_set_new(root, "total",
                         s_block(&walk.total, walk.queued, walk.in_flight,
                                 walk.workers, latency));
@@ -225,10 +222,20 @@ char *stats_json(broker_t *self, int64_t now)
     services = NULL;
     json_object_set_new(root, "workers", workers);
     workers = NULL;
+    //  A fresh figure for the answer; the growth window keeps its
+    //  once-a-second samples.
+    self->proc.rss = yard_proc_read_rss();
+    if (self->proc.rss > self->proc.rss_peak)
+        self->proc.rss_peak = self->proc.rss;
+    json_object_set_new(root, "loop", probe_loop_json(&self->proc, now));
     json_object_set_new(
         root, "memory",
-        json_pack("{s:I, s:I, s:I, s:I, s:I}", "rss_bytes",
-                  (json_int_t)s_rss_bytes(), "tasks",
+        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "rss_bytes",
+                  (json_int_t)self->proc.rss, "rss_peak_bytes",
+                  (json_int_t)self->proc.rss_peak, "rss_growth_bytes",
+                  (json_int_t)yard_proc_rss_growth(&self->proc),
+                  "growth_window_ms",
+                  (json_int_t)yard_proc_window_ms(&self->proc), "tasks",
                   (json_int_t)yard_map_size(self->tasks_by_id), "clients",
                   (json_int_t)yard_map_size(self->clients), "timers",
                   (json_int_t)yard_heap_size(self->timers), "index_bytes",

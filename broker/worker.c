@@ -331,8 +331,11 @@ void worker_handle(broker_t *self, yard_wire_msg_t *msg, int64_t now)
         msgpack_sbuffer_destroy(&buf);
         return;
     }
-    if (msg->cmd == YARD_CMD_HEARTBEAT)
+    if (msg->cmd == YARD_CMD_HEARTBEAT) {
+        if (msg->nbodies == 1)
+            probe_on_report(self, w, msg, now);
         return;
+    }
     for (size_t i = 0; i < msg->nbodies; i++) {
         yard_result_t result;
         memset(&result, 0, sizeof(result));
@@ -356,6 +359,14 @@ void worker_handle(broker_t *self, yard_wire_msg_t *msg, int64_t now)
             result.error.len = sizeof(why) - 1;
         }
         s_handle_result(self, w, &result, now);
+    }
+}
+
+void worker_free(broker_worker_t *w)
+{
+    if (w) {
+        free(w->report);
+        free(w);
     }
 }
 
@@ -415,7 +426,8 @@ void worker_lost(broker_t *self, broker_worker_t *w, const char *reason)
         {.key = "reason", .kind = EV_STR, .s = reason},
     };
     broker_emit(self, left ? "worker.left" : "worker.lost", f, left ? 4 : 5);
-    free(w);
+    probe_worker_gone(self, w);
+    worker_free(w);
     broker_want_dispatch(self, service);
 }
 

@@ -44,6 +44,9 @@
 /*  Linger on the last close, so the final RESULTs and DISCONNECT reach the
     broker; sockets dropped for a reconnect linger 0 (yard_wire_setup). */
 #define S_FINAL_LINGER_MS 1000
+/*  A busy worker, which sends no idle heartbeats, still reports its
+    health at least this many heartbeat intervals apart. */
+#define S_REPORT_EVERY 5
 /*  Inline result buffers larger than this are freed after use. */
 #define S_KEEP_BUFFER_BYTES (64u * 1024)
 
@@ -163,6 +166,8 @@ yard_worker_t *yard_worker_new(const yard_worker_config_t *cfg)
     self->handler = cfg->handler;
     self->handler_arg = cfg->handler_arg;
     self->fast = cfg->fast;
+    self->objects = cfg->objects;
+    self->objects_arg = cfg->objects_arg;
     self->heartbeat_ms = cfg->heartbeat_ms;
     self->liveness = cfg->liveness;
     self->grace_ms = cfg->grace_ms;
@@ -319,6 +324,94 @@ static void s_send_ready(yard_worker_t *self, uint32_t capacity)
     }
     yard_frame_t body = {self->ctl.data, self->ctl.size};
     s_send(self, YARD_CMD_READY, &body, 1);
+}
+
+/*  Sends a HEARTBEAT carrying this process's health report (PROTOCOL.md
+    8.8); probe is the broker probe it answers, 0 for none. */
+static void s_send_report(yard_worker_t *self, uint64_t probe)
+{
+    int64_t now_us = yard_clock_us();
+    yard_proc_t *p = &self->proc;
+    yard_proc_sample(p, now_us);
+    yard_report_t r;
+    memset(&r, 0, sizeof r);
+    r.probe = probe;
+    r.uptime_ms = (uint64_t)(now_us - p->started_us) / 1000;
+    r.version = yard_bytes_str(YARD_VERSION_STRING);
+    r.rss = p->rss;
+    r.rss_peak = p->rss_peak;
+    r.rss_growth = yard_proc_rss_growth(p);
+    r.growth_window_ms = yard_proc_window_ms(p);
+    r.loop_iterations = p->iterations;
+    r.loop_busy_us = p->busy_us;
+    r.loop_max_us = p->max_busy_us;
+    r.loop_max_lag_us = p->max_lag_us;
+    r.loop_slow = p->slow;
+    r.loop_stalls = p->stalls;
+    r.loop_last_stall_us = p->last_stall_us;
+    uint64_t age = yard_proc_stall_age_ms(p, now_us);
+    r.loop_stall_age_ms = age == UINT64_MAX ? 0 : age;
+    r.loop_slow_ms = (uint64_t)p->slow_us / 1000;
+    r.loop_stall_ms = (uint64_t)p->stall_us / 1000;
+    r.in_flight = self->held;
+    pthread_mutex_lock(&self->lock);
+    r.pending = (uint32_t)self->nqueued;
+    uint64_t events_waiting = self->ev_queued;
+    pthread_mutex_unlock(&self->lock);
+
+    /*  objects: the runtime's own count, then the program's. */
+    yard_object_count_t counts[YARD_MAX_OBJECTS];
+    size_t n = 0;
+    counts[n++] = (yard_object_count_t){"events_waiting", events_waiting};
+    if (self->objects)
+        n += self->objects(counts + n, YARD_MAX_OBJECTS - n, self->objects_arg);
+    msgpack_sbuffer objs;
+    msgpack_sbuffer_init(&objs);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &objs, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, n);
+    for (size_t i = 0; i < n; i++) {
+        const char *name = counts[i].name ? counts[i].name : "";
+        msgpack_pack_str_with_body(&pk, name, strlen(name));
+        msgpack_pack_uint64(&pk, counts[i].value);
+    }
+    r.objects.ptr = (const uint8_t *)objs.data;
+    r.objects.len = (uint32_t)objs.size;
+
+    msgpack_sbuffer_clear(&self->ctl);
+    int rc = yard_encode_report(&self->ctl, &r);
+    if (rc != 0) {
+        /*  A bad object name from the program: report without them. */
+        yard_warn("worker: health report refused (%s): bad object counts?",
+                  yard_strerror(rc));
+        r.objects.ptr = NULL;
+        r.objects.len = 0;
+        msgpack_sbuffer_clear(&self->ctl);
+        rc = yard_encode_report(&self->ctl, &r);
+    }
+    msgpack_sbuffer_destroy(&objs);
+    if (rc == 0) {
+        yard_frame_t body = {self->ctl.data, self->ctl.size};
+        s_send(self, YARD_CMD_HEARTBEAT, &body, 1);
+    } else
+        s_send(self, YARD_CMD_HEARTBEAT, NULL, 0);
+    self->last_report_ms = now_us / 1000;
+}
+
+/*  A HEARTBEAT from the broker with a body is a probe: answer at once. */
+static void s_on_probe(yard_worker_t *self, yard_wire_msg_t *msg)
+{
+    if (msg->nbodies != 1)
+        return;
+    yard_probe_t probe;
+    zmq_msg_t *body = &msg->bodies[0];
+    int rc = yard_decode_probe(self->decoder, zmq_msg_data(body),
+                               zmq_msg_size(body), &probe);
+    if (rc != 0) {
+        yard_warn("worker: bad probe from the broker: %s", yard_strerror(rc));
+        return;
+    }
+    s_send_report(self, probe.probe);
 }
 
 /*  Sends the batch as one RESULT message and recycles its jobs. */
@@ -628,6 +721,7 @@ static bool s_on_message(yard_worker_t *self, yard_wire_msg_t *msg)
         s_on_cancel(self, msg);
         break;
     case YARD_CMD_HEARTBEAT:
+        s_on_probe(self, msg);
         break;
     case YARD_CMD_ERROR:
         s_on_error(self, msg);
@@ -750,9 +844,11 @@ static void s_timers(yard_worker_t *self, int64_t now)
             snprintf(why, sizeof why, "broker silent for %lld ms",
                      (long long)silent_for);
             s_reconnect(self, why);
-        } else if (now - self->last_send_ms >= self->heartbeat_ms) {
+        } else if (now - self->last_send_ms >= self->heartbeat_ms ||
+                   now - self->last_report_ms >=
+                       (int64_t)self->heartbeat_ms * S_REPORT_EVERY) {
             /*  Counted as sent even if it failed: no retry storm. */
-            s_send(self, YARD_CMD_HEARTBEAT, NULL, 0);
+            s_send_report(self, 0);
             self->last_send_ms = now;
         }
     } else if (!self->stopping && now >= self->reconnect_at_ms) {
@@ -767,6 +863,9 @@ static long s_poll_timeout(const yard_worker_t *self, int64_t now)
     int64_t next = now + 60000;
     if (self->dealer) {
         int64_t hb = self->last_send_ms + self->heartbeat_ms;
+        int64_t report =
+            self->last_report_ms + (int64_t)self->heartbeat_ms * S_REPORT_EVERY;
+        hb = report < hb ? report : hb;
         int64_t dead =
             self->last_recv_ms + (int64_t)self->heartbeat_ms * self->liveness;
         next = hb < next ? hb : next;
@@ -794,6 +893,8 @@ int yard_worker_run(yard_worker_t *self)
     self->stopping = false;
     self->finished = false;
     self->reconnect_step = 0;
+    yard_proc_init(&self->proc, yard_clock_us());
+    self->last_report_ms = yard_clock_ms();
     int rc = yard_worker_jobs_start(self);
     if (rc == 0)
         rc = s_connect(self);
@@ -816,7 +917,10 @@ int yard_worker_run(yard_worker_t *self)
             items[2].events = ZMQ_POLLIN;
             nitems = 3;
         }
-        int n = zmq_poll(items, nitems, s_poll_timeout(self, now));
+        long timeout = s_poll_timeout(self, now);
+        yard_proc_poll_enter(&self->proc, now * 1000, timeout);
+        int n = zmq_poll(items, nitems, timeout);
+        yard_proc_poll_leave(&self->proc, yard_clock_us());
         if (n < 0) {
             if (errno == EINTR)
                 continue;

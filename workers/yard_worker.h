@@ -64,6 +64,19 @@ typedef struct _yard_job_t yard_job_t;
     mode) and answers job with yard_job_reply or yard_job_fail. */
 typedef void(yard_handler_fn)(yard_job_t *job, void *arg);
 
+/*  One count of what a worker process holds, for its health report
+    (cache entries, open files...): name 1..64 bytes of [A-Za-z0-9._:-]. */
+typedef struct {
+    const char *name;
+    uint64_t value;
+} yard_object_count_t;
+
+/*  Fills up to max counts into out and returns how many. Called on the I/O
+    thread about once a second, while handlers may be running: read shared
+    state the thread-safe way. */
+typedef size_t(yard_objects_cb)(yard_object_count_t *out, size_t max,
+                                void *arg);
+
 /*  Worker settings. Start from yard_worker_config_defaults(); strings are
     copied by yard_worker_new. */
 typedef struct {
@@ -84,6 +97,9 @@ typedef struct {
                                   a job it can answer at once (it must not
                                   block); a job it leaves unanswered goes
                                   to the handler threads as usual */
+    yard_objects_cb *objects; /*  optional: object counts for the health
+                                  report every HEARTBEAT carries */
+    void *objects_arg;        /*  passed to objects */
     uint32_t heartbeat_ms;    /*  heartbeat interval, default 1000 */
     uint32_t liveness;        /*  silent intervals before reconnect, def. 3 */
     uint32_t grace_ms;        /*  graceful stop budget, default 10000 */

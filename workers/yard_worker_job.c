@@ -46,6 +46,7 @@ static void s_ring_init(yard_job_t *sentinel, bool held)
 
 static void s_queue_unlink(yard_job_t *job)
 {
+    job->worker->nqueued--;
     job->qprev->qnext = job->qnext;
     job->qnext->qprev = job->qprev;
     job->qprev = NULL;
@@ -177,6 +178,7 @@ void yard_worker_job_enqueue(yard_worker_t *self, yard_job_t *job)
 {
     pthread_mutex_lock(&self->lock);
     job->state = YARD_JOB_QUEUED;
+    self->nqueued++;
     job->qprev = self->queue.qprev;
     job->qnext = &self->queue;
     self->queue.qprev->qnext = job;

@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "yard_proc.h"
 #include "yard_rand.h"
 #include "yard_worker.h"
 
@@ -70,6 +71,8 @@ struct _yard_worker_t {
     yard_handler_fn *handler;   /*  the task handler */
     void *handler_arg;          /*  its argument */
     yard_handler_fn *fast;      /*  I/O-thread first try, or NULL */
+    yard_objects_cb *objects;   /*  adds object counts to reports, or NULL */
+    void *objects_arg;          /*  its argument */
     uint32_t heartbeat_ms;      /*  heartbeat interval */
     uint32_t liveness;          /*  silent intervals before reconnecting */
     uint32_t grace_ms;          /*  graceful stop budget */
@@ -93,6 +96,8 @@ struct _yard_worker_t {
     int64_t last_send_ms;    /*  last message sent (heartbeat timer) */
     int64_t last_recv_ms;    /*  last message received (liveness) */
     int64_t reconnect_at_ms; /*  next connection attempt, when no dealer */
+    int64_t last_report_ms;  /*  last health report sent */
+    yard_proc_t proc;        /*  loop and memory health (I/O thread) */
     uint32_t reconnect_step; /*  attempts since the broker last spoke */
     uint32_t held;           /*  jobs of this connection not yet answered */
 
@@ -119,6 +124,7 @@ struct _yard_worker_t {
     pthread_mutex_t lock;  /*  guards queue, done list, job states */
     pthread_cond_t wake;   /*  handler threads wait for work here */
     yard_job_t queue;      /*  sentinel of the local FIFO (under lock) */
+    size_t nqueued;        /*  jobs in it (under lock) */
     yard_job_t *done_head; /*  answered jobs for the I/O (under lock) */
     yard_job_t *done_tail; /*  last of them, for FIFO order */
     struct yard_worker_event *ev_head; /*  events to publish (under lock) */

@@ -158,9 +158,10 @@ class Proc:
 class Broker:
     """A yard-broker child on its own loopback ports."""
 
-    def __init__(self, env, args=(), port=None):
+    def __init__(self, env, args=(), port=None, env_extra=None):
         self.env = env
         self.args = list(args)
+        self.env_extra = dict(env_extra or {})
         self.fixed_port = port is not None
         self.port = port or free_port()
         self.events_port = free_port()
@@ -175,8 +176,10 @@ class Broker:
             self.generation += 1
             argv = [binary("yard-broker"), "--broker", self.endpoint,
                     "--events", self.events] + self.args
+            penv = self.env.base_env()
+            penv.update(self.env_extra)
             self.proc = self.env.spawn("broker%d-%d" % (self.port, self.generation),
-                                       argv)
+                                       argv, penv)
             if not wait:
                 return self
             if self.wait_ready(retry_bind=attempt < 2):
@@ -291,14 +294,14 @@ class YardEnv:
         self.procs.append(p)
         return p
 
-    def broker(self, *args, start=True):
-        b = Broker(self, args)
+    def broker(self, *args, start=True, env_extra=None):
+        b = Broker(self, args, env_extra=env_extra)
         if start:
             b.start()
         return b
 
     def worker(self, broker, service, handler, capacity=None, threads=None,
-               extra=(), wait=True, expect_total=None):
+               extra=(), wait=True, expect_total=None, env_extra=None):
         """Starts a yard-worker; when wait, returns once the broker's stats
         show it (expect_total workers of the service, default one more than
         before)."""
@@ -312,8 +315,9 @@ class YardEnv:
         if threads is not None:
             argv += ["--threads", str(threads)]
         argv += list(extra)
-        p = self.spawn("worker-%s-%s" % (service, handler), argv,
-                       self.base_env(broker))
+        wenv = self.base_env(broker)
+        wenv.update(env_extra or {})
+        p = self.spawn("worker-%s-%s" % (service, handler), argv, wenv)
         if wait:
             n = expect_total if expect_total is not None else before + 1
             broker.wait_workers(service, n)

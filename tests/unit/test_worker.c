@@ -23,6 +23,7 @@
 
 #include "yard_clock.h"
 #include "yard_log.h"
+#include "yard_proc.h"
 #include "yard_worker.h"
 
 #define T_WAIT_MS 5000 /*  how long anything that must happen may take */
@@ -182,18 +183,21 @@ typedef struct {
 } t_result_t;
 
 typedef struct {
-    void *ctx;               /*  ZeroMQ context */
-    void *router;            /*  the fake broker's socket */
-    char endpoint[128];      /*  where it is bound */
-    yard_decoder_t *dec;     /*  decodes what the worker sends */
-    yard_wire_msg_t *msg;    /*  last message received */
-    uint8_t wid[255];        /*  routing id of the last READY's sender */
-    size_t wid_len;          /*  its length */
-    uint32_t ready_capacity; /*  capacity in the last READY */
-    char ready_service[130]; /*  service in the last READY */
-    char ready_name[256];    /*  name in the last READY */
-    uint32_t ready_pid;      /*  pid in the last READY */
-    int heartbeats;          /*  HEARTBEATs skipped so far */
+    void *ctx;                /*  ZeroMQ context */
+    void *router;             /*  the fake broker's socket */
+    char endpoint[128];       /*  where it is bound */
+    yard_decoder_t *dec;      /*  decodes what the worker sends */
+    yard_wire_msg_t *msg;     /*  last message received */
+    uint8_t wid[255];         /*  routing id of the last READY's sender */
+    size_t wid_len;           /*  its length */
+    uint32_t ready_capacity;  /*  capacity in the last READY */
+    char ready_service[130];  /*  service in the last READY */
+    char ready_name[256];     /*  name in the last READY */
+    uint32_t ready_pid;       /*  pid in the last READY */
+    int heartbeats;           /*  HEARTBEATs skipped so far */
+    int reports;              /*  of them, with a health report */
+    yard_report_t report;     /*  the last report (views cleared) */
+    char report_objects[512]; /*  its objects, "name=value\n" lines */
     t_result_t results[T_MAX_RESULTS]; /*  results collected */
     size_t nresults;                   /*  how many */
     size_t max_batch;                  /*  most bodies seen in one RESULT */
@@ -206,6 +210,16 @@ static void t_copy(char *dst, size_t size, yard_bytes_t src)
     if (n)
         memcpy(dst, src.ptr, n);
     dst[n] = '\0';
+}
+
+static int t_object_line(const char *name, size_t len, uint64_t value,
+                         void *arg)
+{
+    char *buf = arg;
+    size_t at = strlen(buf);
+    snprintf(buf + at, 512 - at, "%.*s=%llu\n", (int)len, name,
+             (unsigned long long)value);
+    return 0;
 }
 
 static void fb_init(t_broker_t *fb)
@@ -257,7 +271,23 @@ static int fb_next(t_broker_t *fb, int timeout_ms, bool skip_heartbeats)
         assert_int_equal(fb->msg->header_err, 0);
         assert_int_equal(fb->msg->role, YARD_ROLE_WORKER);
         if (fb->msg->cmd == YARD_CMD_HEARTBEAT) {
-            assert_int_equal(fb->msg->nbodies, 0);
+            assert_true(fb->msg->nbodies <= 1);
+            if (fb->msg->nbodies == 1) {
+                /*  Every report the runtime sends must decode. */
+                yard_report_t r;
+                assert_int_equal(yard_decode_report(
+                                     fb->dec, zmq_msg_data(&fb->msg->bodies[0]),
+                                     zmq_msg_size(&fb->msg->bodies[0]), &r),
+                                 0);
+                fb->report_objects[0] = '\0';
+                assert_int_equal(yard_objects_each(&r.objects, t_object_line,
+                                                   fb->report_objects),
+                                 0);
+                memset(&r.version, 0, sizeof r.version);
+                memset(&r.objects, 0, sizeof r.objects);
+                fb->report = r;
+                fb->reports++;
+            }
             fb->heartbeats++;
             if (skip_heartbeats)
                 continue;
@@ -783,6 +813,91 @@ static void test_no_heartbeat_while_busy(void **state)
     t_env_destroy(env);
 }
 
+static size_t t_objects(yard_object_count_t *out, size_t max, void *arg)
+{
+    (void)arg;
+    assert_true(max >= 2);
+    out[0] = (yard_object_count_t){"widgets", 7};
+    out[1] = (yard_object_count_t){"gadgets.open", 0};
+    return 2;
+}
+
+/*  A probe (the broker's HEARTBEAT with a body) is answered at once with
+    a report carrying its number, the runtime's figures and the program's
+    object counts. A bad probe draws nothing. */
+static void test_probe_answered_with_report(void **state)
+{
+    (void)state;
+    t_env_t *env = t_env_new();
+    env->cfg.heartbeat_ms = 1000;
+    env->cfg.objects = t_objects;
+    t_env_start(env);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    yard_probe_t probe = {.probe = 42};
+    assert_int_equal(yard_encode_probe(&sb, &probe), 0);
+    yard_frame_t body = {sb.data, sb.size};
+    int64_t t0 = yard_clock_ms();
+    fb_send(&env->fb, YARD_CMD_HEARTBEAT, &body, 1);
+    assert_int_equal(fb_next(&env->fb, T_WAIT_MS, false), YARD_CMD_HEARTBEAT);
+    assert_true(yard_clock_ms() - t0 < 500); /*  at once, not at the beat */
+    assert_int_equal(env->fb.reports, 1);
+    assert_int_equal(env->fb.report.probe, 42);
+    assert_true(env->fb.report.rss > 0);
+    assert_true(env->fb.report.rss_peak >= env->fb.report.rss);
+    assert_true(env->fb.report.loop_iterations > 0);
+    assert_int_equal(env->fb.report.loop_slow_ms, YARD_PROC_DEFAULT_SLOW_MS);
+    assert_int_equal(env->fb.report.loop_stall_ms, YARD_PROC_DEFAULT_STALL_MS);
+    assert_int_equal(env->fb.report.in_flight, 0);
+    assert_string_equal(env->fb.report_objects,
+                        "events_waiting=0\nwidgets=7\ngadgets.open=0\n");
+    /*  A bad probe: logged and ignored. */
+    msgpack_sbuffer_clear(&sb);
+    static const char bad[] = "\x81\xa5probe\xa1x"; /*  {"probe": "x"} */
+    yard_frame_t badf = {bad, sizeof bad - 1};
+    fb_send(&env->fb, YARD_CMD_HEARTBEAT, &badf, 1);
+    assert_int_equal(fb_next(&env->fb, 300, true), -1);
+    assert_int_equal(env->fb.reports, 1);
+    /*  A task in hand shows in the next report. */
+    env->ctx.mode = T_BLOCK;
+    fb_send_tasks(&env->fb, 5, 1, NULL);
+    t_wait_started(env, 1);
+    probe.probe = 43;
+    assert_int_equal(yard_encode_probe(&sb, &probe), 0);
+    body = (yard_frame_t){sb.data, sb.size};
+    fb_send(&env->fb, YARD_CMD_HEARTBEAT, &body, 1);
+    assert_int_equal(fb_next(&env->fb, T_WAIT_MS, false), YARD_CMD_HEARTBEAT);
+    assert_int_equal(env->fb.report.probe, 43);
+    assert_int_equal(env->fb.report.in_flight, 1);
+    msgpack_sbuffer_destroy(&sb);
+    t_env_destroy(env);
+}
+
+/*  A busy worker sends no idle heartbeats but still reports, every five
+    heartbeat intervals. */
+static void test_busy_worker_still_reports(void **state)
+{
+    (void)state;
+    t_env_t *env = t_env_new();
+    env->cfg.heartbeat_ms = 40;
+    env->cfg.liveness = 100;
+    t_env_start(env);
+    int64_t end = yard_clock_ms() + 700;
+    uint64_t job = 1;
+    while (yard_clock_ms() < end) {
+        fb_send_tasks(&env->fb, job++, 1, NULL);
+        int cmd = fb_next(&env->fb, T_WAIT_MS, true);
+        assert_int_equal(cmd, YARD_CMD_RESULT);
+        env->fb.nresults = 0; /*  only the reports matter here */
+        t_sleep_ms(10);
+    }
+    /*  Every 200 ms: 3 or so in 700 ms, never one per 40 ms beat. */
+    assert_true(env->fb.reports >= 2);
+    assert_true(env->fb.reports <= 6);
+    assert_int_equal(env->fb.reports, env->fb.heartbeats);
+    t_env_destroy(env);
+}
+
 static void test_reconnect_on_disconnect(void **state)
 {
     (void)state;
@@ -1214,6 +1329,8 @@ int main(void)
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_heartbeats_when_idle),
         cmocka_unit_test(test_no_heartbeat_while_busy),
+        cmocka_unit_test(test_probe_answered_with_report),
+        cmocka_unit_test(test_busy_worker_still_reports),
         cmocka_unit_test(test_reconnect_on_disconnect),
         cmocka_unit_test(test_reconnect_on_silence),
         cmocka_unit_test(test_broker_heartbeats_keep_alive),
