@@ -55,6 +55,7 @@ static void s_usage(FILE *out)
           "  batch SERVICE           run one task per stdin line, print JSON "
           "lines\n"
           "  stats                   print the broker's metrics\n"
+          "  ping                    probe every worker, print round trips\n"
           "  breaker SUBCOMMAND      list, show, reset or set circuit "
           "breakers\n"
           "  publish TYPE PAYLOAD    publish one event\n"
@@ -605,6 +606,8 @@ int main(int argc, char **argv)
         return cli_batch(&g, sub_argc, sub_argv);
     if (strcmp(cmd, "stats") == 0)
         return cli_stats(&g, sub_argc, sub_argv);
+    if (strcmp(cmd, "ping") == 0)
+        return cli_ping(&g, sub_argc, sub_argv);
     if (strcmp(cmd, "breaker") == 0)
         return cli_breaker(&g, sub_argc, sub_argv);
     if (strcmp(cmd, "publish") == 0)

@@ -128,6 +128,7 @@ bool cli_interrupted(void);
 int cli_submit(const cli_global_t *g, int argc, char **argv);
 int cli_batch(const cli_global_t *g, int argc, char **argv);
 int cli_stats(const cli_global_t *g, int argc, char **argv);
+int cli_ping(const cli_global_t *g, int argc, char **argv);
 int cli_breaker(const cli_global_t *g, int argc, char **argv);
 int cli_publish(const cli_global_t *g, int argc, char **argv);
 int cli_subscribe(const cli_global_t *g, int argc, char **argv);

@@ -1,4 +1,7 @@
-/*  cli_stats.c — `yard stats [--json]`: asks the broker for its metrics
+/*  cli_stats.c — `yard stats [--json]`, and `yard ping`, which probes every
+    worker through the broker (admin "ping") and prints their round trips.
+
+    `yard stats` asks the broker for its metrics
     (service yard.admin, payload "stats"; the JSON layout is in
     proto/PROTOCOL.md section 10) and prints them either as one
     compact JSON object on one line, or as tables for people. The table
@@ -98,6 +101,12 @@ static void s_print_tables(const json_t *root)
         s_cell(broker, "pid", 0);
         printf(" uptime_ms");
         s_cell(broker, "uptime_ms", 0);
+        const json_t *mem = json_object_get(root, "memory");
+        const json_t *loop = json_object_get(root, "loop");
+        printf(" rss_bytes");
+        s_cell(mem, "rss_bytes", 0);
+        printf(" loop_stalls");
+        s_cell(loop, "stalls", 0);
         if (json_is_true(json_object_get(broker, "draining")))
             printf(" DRAINING");
         printf("\n\n");
@@ -244,6 +253,95 @@ int cli_stats(const cli_global_t *g, int argc, char **argv)
             rc = CLI_EXIT_FAILED;
     } else
         s_print_tables(root);
+    if (fflush(stdout) != 0)
+        rc = CLI_EXIT_FAILED;
+done:
+    json_decref(root);
+    yard_reply_destroy(&reply);
+    return rc;
+}
+
+static void s_ping_usage(FILE *out)
+{
+    fputs("usage: yard ping [--json] [--timeout MS]\n"
+          "\n"
+          "Probes every worker through the broker and prints each one's\n"
+          "round trip, or that it did not answer within the timeout.\n"
+          "Exits 0 when every worker answered, 1 when one did not.\n"
+          "\n"
+          "  --json         print the broker's JSON as one line instead\n"
+          "  --timeout MS   how long the workers have, 1..10000 (default\n"
+          "                 1000)\n",
+          out);
+}
+
+int cli_ping(const cli_global_t *g, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"json", no_argument, NULL, CLI_OPT_JSON},
+        {"timeout", required_argument, NULL, CLI_OPT_TIMEOUT},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    bool as_json = false;
+    uint32_t timeout_ms = 1000;
+    yard_reply_t *reply = NULL;
+    json_t *root = NULL;
+    int rc = 0, opt;
+    optind = 0;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        if (opt == 'h') {
+            s_ping_usage(stdout);
+            return CLI_EXIT_OK;
+        }
+        if (opt == CLI_OPT_JSON)
+            as_json = true;
+        else if (opt == CLI_OPT_TIMEOUT) {
+            if (yard_parse_u32(optarg, 1, 10000, &timeout_ms)) {
+                fprintf(stderr,
+                        "yard ping: --timeout wants a whole number in "
+                        "1..10000, not '%s'\n",
+                        optarg);
+                return CLI_EXIT_USAGE;
+            }
+        } else
+            return cli_bad_option("ping", argv, opt);
+    }
+    if (optind != argc) {
+        fprintf(stderr, "yard ping: unexpected argument '%s'\n", argv[optind]);
+        return CLI_EXIT_USAGE;
+    }
+    char cmd[32];
+    snprintf(cmd, sizeof cmd, "ping %u", timeout_ms);
+    if ((rc = cli_admin_call(g, "ping", cmd, timeout_ms + S_DEFAULT_TIMEOUT_MS,
+                             &reply, &root)) != 0)
+        goto done;
+    const json_t *workers = json_object_get(root, "workers");
+    if (as_json) {
+        if (json_dumpf(root, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER) != 0 ||
+            fputc('\n', stdout) == EOF)
+            rc = CLI_EXIT_FAILED;
+    } else {
+        printf("%-20s %-32s %-20s %8s %12s\n", "SERVICE", "ID", "NAME", "PID",
+               "RTT");
+        size_t i;
+        const json_t *w;
+        json_array_foreach(workers, i, w)
+        {
+            printf("%-20.20s %-32.32s %-20.20s", s_text(w, "service"),
+                   s_text(w, "id"), s_text(w, "name"));
+            s_cell(w, "pid", 8);
+            const json_t *rtt = json_object_get(w, "rtt_us");
+            if (json_is_integer(rtt))
+                printf(" %10.3fms\n", (double)json_integer_value(rtt) / 1000);
+            else
+                printf(" %12s\n", "no answer");
+        }
+        if (json_array_size(workers) == 0)
+            printf("(no workers)\n");
+    }
+    if (!json_is_true(json_object_get(root, "complete")) && rc == 0)
+        rc = CLI_EXIT_FAILED;
     if (fflush(stdout) != 0)
         rc = CLI_EXIT_FAILED;
 done:

@@ -218,6 +218,12 @@ bool yard_client_broker_seen(const yard_client_t *self);
 int yard_client_stats_json(yard_client_t *self, int timeout_ms,
                            char **json_out);
 
+/*  The same for any admin command ("ping 500", "breaker list", ...):
+    its JSON answer in *json_out. YARD_E_IO also when the broker refused
+    the command (invalid). */
+int yard_client_admin_json(yard_client_t *self, const char *command,
+                           int timeout_ms, char **json_out);
+
 /* ---- Events (proto/PROTOCOL.md 5.11; yard_client_events.c) ------------ */
 
 /*  Options of a published event. A NULL pointer or a zero-initialised

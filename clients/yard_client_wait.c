@@ -229,13 +229,19 @@ int yard_client_map(yard_client_t *self, const char *service,
 
 int yard_client_stats_json(yard_client_t *self, int timeout_ms, char **json_out)
 {
-    if (!self || !json_out || timeout_ms <= 0)
+    return yard_client_admin_json(self, "stats", timeout_ms, json_out);
+}
+
+int yard_client_admin_json(yard_client_t *self, const char *command,
+                           int timeout_ms, char **json_out)
+{
+    if (!self || !json_out || !command || timeout_ms <= 0)
         return YARD_E_ARG;
     *json_out = NULL;
     yard_submit_opts_t opts = {.timeout_ms = (uint32_t)timeout_ms};
     char id[YARD_CLIENT_ID_MAX];
-    int rc = yard_client_submit(self, YARD_ADMIN_SERVICE, "stats", 5, &opts, id,
-                                sizeof(id));
+    int rc = yard_client_submit(self, YARD_ADMIN_SERVICE, command,
+                                strlen(command), &opts, id, sizeof(id));
     if (rc)
         return rc;
     size_t len = strlen(id);

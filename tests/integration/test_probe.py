@@ -260,3 +260,31 @@ def test_a_stopped_broker_reports_a_loop_stall(yard):
     assert loop["stall_age_ms"] is not None and loop["stall_age_ms"] < 5000, loop
     # The worker was not lost over it (1.5 s < 3 s liveness).
     assert st["services"]["echo"]["workers"] == 1
+
+
+def test_yard_ping_cli(yard):
+    b = yard.broker()
+    w = yard.worker(b, "echo", "echo")
+    p = yard.cli(b, ["ping"])
+    assert p.returncode == 0, p
+    out = p.stdout.decode()
+    assert out.splitlines()[0].split() == ["SERVICE", "ID", "NAME", "PID", "RTT"], out
+    row = [line for line in out.splitlines()[1:] if line.startswith("echo")]
+    assert len(row) == 1 and str(w.pid) in row[0] and row[0].endswith("ms"), out
+    p = yard.cli(b, ["ping", "--json", "--timeout", "500"])
+    assert p.returncode == 0, p
+    j = json.loads(p.stdout)
+    assert j["complete"] is True and j["workers"][0]["pid"] == w.pid, j
+    # A worker that does not answer: "no answer", exit 1.
+    w.signal(signal.SIGSTOP)
+    try:
+        p = yard.cli(b, ["ping", "--timeout", "200"])
+    finally:
+        w.signal(signal.SIGCONT)
+    assert p.returncode == 1, p
+    assert "no answer" in p.stdout.decode(), p
+    for bad in (["--timeout", "0"], ["--timeout", "10001"], ["--timeout", "x"],
+                ["extra"], ["--nope"]):
+        p = yard.cli(b, ["ping"] + bad)
+        assert p.returncode == 2, (bad, p)
+        assert p.stderr.decode().startswith("yard"), p
