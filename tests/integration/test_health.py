@@ -23,6 +23,7 @@ import signal
 import subprocess
 import time
 
+import msgpack
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -548,18 +549,31 @@ def test_performance_metrics(yard):
 
     assert p["breakers"]["echo"]["state"] == "closed", p["breakers"]
 
-    pb = p["processes"]["broker"]
-    assert pb["pid"] == b.proc.pid, pb
-    assert pb["version"] == st["broker"]["version"], pb
-    assert isinstance(pb["uptime_ms"], int) and pb["uptime_ms"] >= 0, pb
-    real = rss_kib(b.proc.pid) * 1024
-    assert real / 3 <= pb["rss_bytes"] <= real * 3, (pb, real)
-    ph = p["processes"]["health"]
-    assert ph["pid"] == h.pid, ph
-    assert isinstance(ph["version"], str) and ph["version"], ph
-    assert isinstance(ph["uptime_ms"], int) and ph["uptime_ms"] >= 0, ph
-    real = rss_kib(h.pid) * 1024
-    assert real / 3 <= ph["rss_bytes"] <= real * 3, (ph, real)
+    # processes: the broker, the echo worker and yard-health itself, each
+    # with its loop, memory, objects, uptime and version, and its ping.
+    p = poll(lambda: ok_json(h, "/v1/metrics/performance", key=KEY),
+             lambda p: len(p["processes"]) == 3
+             and all(x["ping"]["answered"] and x.get("loop") for x in p["processes"]),
+             5, "three processes that answered a ping")
+    procs = {x["kind"]: x for x in p["processes"]}
+    assert set(procs) == {"broker", "worker", "health"}, p["processes"]
+    pids = {"broker": b.proc.pid, "health": h.pid, "worker": procs["worker"]["pid"]}
+    for kind, pr in procs.items():
+        assert pr["pid"] == pids[kind], pr
+        assert pr["version"] == st["broker"]["version"], pr
+        assert isinstance(pr["uptime_ms"], int) and pr["uptime_ms"] >= 0, pr
+        real = rss_kib(pids[kind]) * 1024
+        assert real / 3 <= pr["memory"]["rss_bytes"] <= real * 3, (pr, real)
+        assert pr["memory"]["rss_peak_bytes"] >= pr["memory"]["rss_bytes"] / 2, pr
+        assert pr["loop"]["iterations"] > 0, pr
+        assert pr["loop"]["stalls"] == 0 and pr["flags"] == [], pr
+        assert isinstance(pr["ping"]["rtt_us"], int), pr
+    assert procs["worker"]["service"] == "echo", procs
+    assert procs["worker"]["objects"]["events_waiting"] == 0, procs
+    assert procs["broker"]["objects"]["tasks"] == 0, procs
+    assert procs["broker"]["objects"]["sessions"] >= 3, procs
+    assert "sse_clients" in procs["health"]["objects"], procs
+    assert p["http"]["requests"] >= 1, p["http"]
 
     # Utilization while the pool is busy: in_flight / capacity of the pool
     # (echo's 5, slow's 2 and yard.health's own).
@@ -916,11 +930,19 @@ def test_killed_worker_warns_until_replaced(yard):
     wait_status(h, "healthy")
     w1.signal(signal.SIGKILL)
     assert w1.wait(5) is not None
-    r, j = wait_status(h, "warning", 12)  # the broker waits ~3 s of silence
+    # The ping notices first (within a check); the broker drops the worker
+    # after ~3 s of silence, and the lost worker keeps the warning.
+    r, j = wait_status(h, "warning", 12)
     assert r.status == 200, r
     assert names(j["reasons"], "echo"), j
     assert not names(j["reasons"], "other"), j
-    assert b.service_stats("echo")["workers"] == 1
+    deadline = time.monotonic() + 10
+    while b.service_stats("echo")["workers"] != 1:
+        assert time.monotonic() < deadline, "the broker kept the dead worker"
+        time.sleep(0.1)
+    r, j = wait_status(h, "warning", 5,
+                       pred=lambda j: any("lost" in x for x in j["reasons"]))
+    assert names(j["reasons"], "echo") and not names(j["reasons"], "other"), j
     # Tasks still run on the other one; still a warning.
     c = yard.client(b)
     assert c.call("echo", b"x")["status"] == "ok"
@@ -945,6 +967,117 @@ def test_lost_worker_warning_ends_after_the_lost_window(yard):
     _, j = wait_status(h, "healthy", 8)
     assert time.monotonic() - t0 >= 0.5, "the warning did not last"
     assert b.service_stats("solo")["workers"] == 0
+
+
+# ============================================================================
+# 9b. Every process: pings, loop stalls, memory growth
+# ============================================================================
+
+
+def proc_of(j, pid):
+    for p in j["processes"]:
+        if p["pid"] == pid:
+            return p
+    raise AssertionError("no process with pid %d in %r" % (pid, j["processes"]))
+
+
+def performance(h):
+    return ok_json(h, "/v1/metrics/performance")
+
+
+def test_unresponsive_and_stalled_worker_flagged(yard):
+    b = yard.broker()
+    w = yard.worker(b, "echo", "echo", env_extra={"YARD_LOOP_STALL_MS": "200"})
+    yard.worker(b, "other", "echo")
+    h = yard.health(b, "--timeout-ms", "400", "--lost-window-ms", "4000")
+    wait_status(h, "healthy")
+    w.signal(signal.SIGSTOP)
+    t_stop = time.monotonic()
+    try:
+        # The ping notices within a check (400 ms to answer).
+        _, j = wait_status(h, "warning", 5,
+                           pred=lambda j: names(j["reasons"], "did not answer a ping"))
+        assert names(j["reasons"], "echo") and not names(j["reasons"], "other"), j
+        p = poll(lambda: performance(h),
+                 lambda p: "unresponsive" in proc_of(p, w.pid)["flags"], 5,
+                 "the worker flagged unresponsive")
+        assert proc_of(p, w.pid)["ping"] == {"answered": False, "rtt_us": None}, p
+        fams = metrics(h)
+        wid = proc_of(p, w.pid)["id"]
+        assert value(fams, "yard_process_up", kind="worker", service="echo",
+                     name=proc_of(p, w.pid)["name"], id=wid) == 0
+        assert value(fams, "yard_process_flagged", kind="worker", service="echo",
+                     name=proc_of(p, w.pid)["name"], id=wid, flag="unresponsive") == 1
+        time.sleep(max(0.0, 1.5 - (time.monotonic() - t_stop)))
+    finally:
+        w.signal(signal.SIGCONT)
+    # Running again: it answers, and its report shows the stall.
+    _, j = wait_status(h, "warning", 5,
+                       pred=lambda j: names(j["reasons"], "event loop stalled")
+                       and not names(j["reasons"], "did not answer"))
+    assert names(j["reasons"], "echo"), j
+    p = performance(h)
+    pw = proc_of(p, w.pid)
+    assert pw["flags"] == ["loop_stall"], pw
+    assert pw["loop"]["stalls"] >= 1 and pw["loop"]["last_stall_us"] >= 200_000, pw
+    fams = metrics(h)
+    assert value(fams, "yard_process_loop_stalls", kind="worker", service="echo",
+                 name=pw["name"], id=pw["id"]) >= 1
+    assert value(fams, "yard_process_flagged", kind="worker", service="echo",
+                 name=pw["name"], id=pw["id"], flag="loop_stall") == 1
+    # /v1/workers carries the same flags.
+    ws = ok_json(h, "/v1/workers")["workers"]
+    assert [x["flags"] for x in ws if x["pid"] == w.pid] == [["loop_stall"]], ws
+    # The stall is forgotten after the window.
+    wait_status(h, "healthy", 8)
+
+
+def test_stalled_broker_flagged(yard):
+    b = yard.broker(env_extra={"YARD_LOOP_STALL_MS": "200"})
+    yard.worker(b, "echo", "echo")
+    h = yard.health(b, "--timeout-ms", "400", "--lost-window-ms", "5000")
+    wait_status(h, "healthy")
+    b.proc.signal(signal.SIGSTOP)
+    try:
+        wait_status(h, "critical", 5)  # the broker does not answer
+    finally:
+        time.sleep(0.5)
+        b.proc.signal(signal.SIGCONT)
+    _, j = wait_status(h, "warning", 8,
+                       pred=lambda j: names(j["reasons"], "broker: event loop stalled"))
+    p = performance(h)
+    pb = proc_of(p, b.proc.pid)
+    assert pb["kind"] == "broker" and pb["flags"] == ["loop_stall"], pb
+    assert pb["loop"]["stalls"] >= 1, pb
+
+
+def test_memory_growth_flagged(yard):
+    b = yard.broker()
+    cache = start_cache(yard, b, None, args=("--no-l2",))
+    h = yard.health(b, "--mem-growth-mb", "16")
+    wait_status(h, "healthy", 10)
+    time.sleep(1.5)  # a baseline memory sample before it grows
+    c = yard.client(b)
+    blob = os.urandom(512 * 1024)
+    for i in range(48):  # 24 MiB of values held in L1
+        r = c.call("yard.cache", msgpack.packb({"op": "set", "key": "k%d" % i,
+                                                "value": blob}, use_bin_type=True))
+        assert r["status"] == "ok", r
+    _, j = wait_status(h, "warning", 10,
+                       pred=lambda j: names(j["reasons"], "memory grew"))
+    assert names(j["reasons"], "yard.cache"), j
+    # A check after the last set sees every entry.
+    p = poll(lambda: performance(h),
+             lambda p: proc_of(p, cache.pid)["objects"]["l1_entries"] == 48, 5,
+             "48 entries in the cache's report")
+    pc = proc_of(p, cache.pid)
+    assert pc["kind"] == "cache" and "memory_growth" in pc["flags"], pc
+    assert pc["memory"]["rss_growth_bytes"] >= 16 << 20, pc
+    assert pc["objects"]["l1_entries"] == 48, pc
+    assert pc["objects"]["l1_bytes"] >= 48 * 512 * 1024, pc
+    fams = metrics(h)
+    assert value(fams, "yard_process_memory_growth_bytes", kind="cache",
+                 service="yard.cache", name=pc["name"], id=pc["id"]) >= 16 << 20
 
 
 # ============================================================================

@@ -368,6 +368,22 @@ static int s_configure(const s_flags_t *f, yard_cache_config_t *cfg,
     return 0;
 }
 
+/*  What yard-cache holds, for its health report. */
+static size_t s_objects(yard_object_count_t *out, size_t max, void *arg)
+{
+    yard_cache_t *self = arg;
+    if (max < 3 || !self->l1)
+        return 0;
+    yard_lru_stats_t st;
+    pthread_mutex_lock(&self->lock);
+    yard_lru_stats(self->l1, &st);
+    pthread_mutex_unlock(&self->lock);
+    out[0] = (yard_object_count_t){"l1_entries", st.entries};
+    out[1] = (yard_object_count_t){"l1_bytes", st.bytes};
+    out[2] = (yard_object_count_t){"l1_tags", st.tags};
+    return 3;
+}
+
 /*  Builds the process around cfg. 0, S_EXIT_USAGE (bad Redis URL) or 1. */
 static int s_start(yard_cache_t *self)
 {
@@ -391,6 +407,8 @@ static int s_start(yard_cache_t *self)
     wc.handler = yard_cache_handle;
     wc.fast = self->cfg.l2 ? yard_cache_fast : NULL;
     wc.handler_arg = self;
+    wc.objects = s_objects;
+    wc.objects_arg = self;
     wc.grace_ms = self->cfg.grace_ms;
     char why[300];
     if (yard_worker_config_check(&wc, why, sizeof why) != 0) {

@@ -60,6 +60,7 @@ typedef struct {
     uint32_t interval_ms;    /*  check period */
     uint32_t lost_window_ms; /*  a lost worker warns this long at most */
     uint32_t timeout_ms;     /*  broker / cache / Redis answer deadline */
+    uint32_t mem_growth_mb;  /*  memory growth that flags a process */
 } health_config_t;
 
 /*  One event kept for the SSE stream: its frame, ready to send. */
@@ -91,6 +92,7 @@ struct health {
     json_t *stats;          /*  broker stats (NULL: unreachable) */
     json_t *cache_stats;    /*  yard.cache stats, or NULL */
     json_t *report;         /*  the /v1/health object */
+    json_t *processes;      /*  every process's health (array), or NULL */
     health_status_t status;
     bool checked;          /*  a first check is done */
     int64_t broker_rtt_us; /*  of the last stats call */
@@ -131,13 +133,13 @@ void health_check_once(health_t *self, yard_client_t *client);
 /*  "healthy", "warning", "critical". */
 const char *health_status_name(health_status_t status);
 
-/*  This process's resident set, in bytes (0 when unknown). */
-uint64_t health_rss_bytes(void);
-
 /*  Takes references to the current snapshot (each may be NULL); the
     caller json_decrefs them. */
 void health_snapshot(health_t *self, json_t **stats, json_t **cache_stats,
                      json_t **report);
+
+/*  The processes array of the snapshot (a reference, or NULL). */
+json_t *health_processes(health_t *self);
 
 /* ---- health_events.c ---------------------------------------------------- */
 

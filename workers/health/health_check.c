@@ -29,19 +29,6 @@ const char *health_status_name(health_status_t status)
     }
 }
 
-uint64_t health_rss_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f)
-        return 0;
-    unsigned long size = 0, resident = 0;
-    int n = fscanf(f, "%lu %lu", &size, &resident);
-    fclose(f);
-    if (n != 2)
-        return 0;
-    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
 void health_snapshot(health_t *self, json_t **stats, json_t **cache_stats,
                      json_t **report)
 {
@@ -53,6 +40,14 @@ void health_snapshot(health_t *self, json_t **stats, json_t **cache_stats,
     if (report)
         *report = json_incref(self->report);
     pthread_mutex_unlock(&self->lock);
+}
+
+json_t *health_processes(health_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    json_t *p = json_incref(self->processes);
+    pthread_mutex_unlock(&self->lock);
+    return p;
 }
 
 /* ---- Redis -------------------------------------------------------------- */
@@ -184,6 +179,165 @@ static void s_lost_rules(health_t *self, int64_t now, json_t *reasons,
     self->nlost = keep;
 }
 
+/* ---- Processes ---------------------------------------------------------- */
+
+/*  How long a worker has to answer a ping. */
+static uint32_t s_ping_wait(const health_t *self)
+{
+    return self->cfg.timeout_ms < 1000 ? self->cfg.timeout_ms : 1000;
+}
+
+/*  Asks the broker to probe every worker ("ping"); the answer, or NULL.
+ *reached is false when the broker did not answer at all. */
+static json_t *s_ping_workers(health_t *self, yard_client_t *client,
+                              bool *reached)
+{
+    uint32_t wait = s_ping_wait(self);
+    char cmd[32];
+    int n = snprintf(cmd, sizeof cmd, "ping %u", wait);
+    (void)n;
+    char *text = NULL;
+    int rc = yard_client_admin_json(client, cmd,
+                                    (int)(wait + self->cfg.timeout_ms), &text);
+    *reached = rc != YARD_E_TIMEOUT;
+    json_t *out = rc == 0 ? json_loads(text, 0, NULL) : NULL;
+    free(text);
+    return out;
+}
+
+/*  The flags of one process from its loop and memory figures; adds the
+    reasons. who names it in them ("broker", "service echo: worker w1"). */
+static void s_process_rules(health_t *self, const char *who, json_t *loop,
+                            json_t *memory, json_t *flags, json_t *reasons,
+                            health_status_t *status)
+{
+    json_t *age = json_object_get(loop, "stall_age_ms");
+    if (json_is_integer(age) &&
+        json_integer_value(age) < (json_int_t)self->cfg.lost_window_ms) {
+        json_array_append_new(flags, json_string("loop_stall"));
+        s_reason(reasons, status, HEALTH_WARNING,
+                 "%s: event loop stalled %lld ms, %lld s ago (%lld stalls)",
+                 who, (long long)(s_int(loop, "last_stall_us") / 1000),
+                 (long long)(json_integer_value(age) / 1000),
+                 (long long)s_int(loop, "stalls"));
+    }
+    json_int_t growth = s_int(memory, "rss_growth_bytes");
+    if (growth >= (json_int_t)self->cfg.mem_growth_mb * 1024 * 1024) {
+        json_array_append_new(flags, json_string("memory_growth"));
+        s_reason(reasons, status, HEALTH_WARNING,
+                 "%s: memory grew %lld MiB in %lld s (now %lld MiB)", who,
+                 (long long)(growth >> 20),
+                 (long long)(s_int(memory, "growth_window_ms") / 1000),
+                 (long long)(s_int(memory, "rss_bytes") >> 20));
+    }
+}
+
+/*  Finds a worker's entry in the ping answer by its id. */
+static json_t *s_ping_entry(json_t *ping, const char *id)
+{
+    size_t i;
+    json_t *w;
+    json_array_foreach(json_object_get(ping, "workers"), i, w)
+    {
+        const char *wid = json_string_value(json_object_get(w, "id"));
+        if (wid && id && strcmp(wid, id) == 0)
+            return w;
+    }
+    return NULL;
+}
+
+/*  Every process: the broker (from its stats) and each worker (from the
+    report its HEARTBEAT carried and its answer to the ping). */
+static json_t *s_processes(health_t *self, json_t *stats, int64_t stats_rtt,
+                           json_t *ping, json_t *reasons,
+                           health_status_t *status)
+{
+    json_t *list = json_array();
+    json_t *b = json_object_get(stats, "broker");
+    json_t *total = json_object_get(stats, "total");
+    json_t *mem = json_object_get(stats, "memory");
+    json_t *ev = json_object_get(stats, "events");
+    json_t *flags = json_array();
+    s_process_rules(self, "broker", json_object_get(stats, "loop"), mem, flags,
+                    reasons, status);
+    json_t *bp = json_pack(
+        "{s:s, s:n, s:s, s:n, s:O, s:O, s:O, s:o, s:{s:b, s:I}, s:O, "
+        "s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I}}",
+        "kind", "broker", "service", "name", "yard-broker", "id", "pid",
+        json_object_get(b, "pid"), "version", json_object_get(b, "version"),
+        "uptime_ms", json_object_get(b, "uptime_ms"), "flags", flags, "ping",
+        "answered", 1, "rtt_us", (json_int_t)stats_rtt, "loop",
+        json_object_get(stats, "loop"), "memory", "rss_bytes",
+        s_int(mem, "rss_bytes"), "rss_peak_bytes", s_int(mem, "rss_peak_bytes"),
+        "rss_growth_bytes", s_int(mem, "rss_growth_bytes"), "growth_window_ms",
+        s_int(mem, "growth_window_ms"), "index_bytes",
+        s_int(mem, "index_bytes"), "timers", s_int(mem, "timers"), "objects",
+        "tasks", s_int(mem, "tasks"), "queued", s_int(total, "queued"),
+        "in_flight", s_int(total, "in_flight"), "sessions",
+        s_int(mem, "clients") + s_int(total, "workers") +
+            s_int(ev, "subscribers"));
+    if (bp)
+        json_array_append_new(list, bp);
+
+    size_t i;
+    json_t *w;
+    json_array_foreach(json_object_get(stats, "workers"), i, w)
+    {
+        const char *service = json_string_value(json_object_get(w, "service"));
+        const char *name = json_string_value(json_object_get(w, "name"));
+        const char *id = json_string_value(json_object_get(w, "id"));
+        json_t *rep = json_object_get(w, "report");
+        json_t *pe = s_ping_entry(ping, id);
+        char who[300];
+        snprintf(who, sizeof who, "service %s: worker %s",
+                 service ? service : "",
+                 name && *name ? name
+                 : id          ? id
+                               : "?");
+        json_t *wf = json_array();
+        bool answered = json_is_true(json_object_get(pe, "answered"));
+        if (ping && pe && !answered) {
+            json_array_append_new(wf, json_string("unresponsive"));
+            s_reason(reasons, status, HEALTH_WARNING,
+                     "%s: did not answer a ping within %u ms", who,
+                     s_ping_wait(self));
+        }
+        if (json_is_object(rep))
+            s_process_rules(self, who, json_object_get(rep, "loop"),
+                            json_object_get(rep, "memory"), wf, reasons,
+                            status);
+        const char *kind = !service                             ? "worker"
+                           : strcmp(service, "yard.cache") == 0 ? "cache"
+                           : strcmp(service, YARD_HEALTH_SERVICE) == 0
+                               ? "health"
+                               : "worker";
+        json_t *po = json_pack(
+            "{s:s, s:O, s:O, s:O, s:O, s:o, s:{s:b, s:O}, s:O, s:O, s:O}",
+            "kind", kind, "service", json_object_get(w, "service"), "name",
+            json_object_get(w, "name"), "id", json_object_get(w, "id"), "pid",
+            json_object_get(w, "pid"), "flags", wf, "ping", "answered",
+            answered, "rtt_us",
+            pe && answered ? json_object_get(pe, "rtt_us") : json_null(),
+            "in_flight", json_object_get(w, "in_flight"), "capacity",
+            json_object_get(w, "capacity"), "last_seen_ms",
+            json_object_get(w, "last_seen_ms"));
+        if (!po)
+            continue;
+        if (json_is_object(rep)) {
+            const char *keys[] = {"version", "uptime_ms", "loop",  "memory",
+                                  "pending", "objects",   "age_ms"};
+            for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+                json_object_set(po,
+                                strcmp(keys[k], "age_ms") == 0 ? "report_age_ms"
+                                                               : keys[k],
+                                json_object_get(rep, keys[k]));
+        } else
+            json_object_set_new(po, "report_age_ms", json_null());
+        json_array_append_new(list, po);
+    }
+    return list;
+}
+
 /* ---- Events ------------------------------------------------------------- */
 
 static void s_pack_str(msgpack_packer *pk, const char *s)
@@ -253,10 +407,14 @@ static json_t *s_cache_stats(health_t *self, yard_client_t *client)
 
 void health_check_once(health_t *self, yard_client_t *client)
 {
+    /*  Probe the workers first, so the stats carry their fresh reports. */
+    bool reached = false;
+    json_t *ping = s_ping_workers(self, client, &reached);
     int64_t t0 = yard_clock_us();
     char *text = NULL;
     json_t *stats = NULL;
-    if (yard_client_stats_json(client, (int)self->cfg.timeout_ms, &text) == 0) {
+    if (reached &&
+        yard_client_stats_json(client, (int)self->cfg.timeout_ms, &text) == 0) {
         stats = json_loads(text, 0, NULL);
         free(text);
     }
@@ -270,11 +428,13 @@ void health_check_once(health_t *self, yard_client_t *client)
                                   "latency_us", (json_int_t)rtt, "endpoint",
                                   self->cfg.broker));
     json_t *cache = NULL;
+    json_t *processes = NULL;
     if (!stats)
         s_reason(reasons, &status, HEALTH_CRITICAL, "broker unreachable at %s",
                  self->cfg.broker);
     else {
         s_broker_rules(stats, reasons, &status);
+        processes = s_processes(self, stats, rtt, ping, reasons, &status);
         json_t *yc =
             json_object_get(json_object_get(stats, "services"), "yard.cache");
         if (s_int(yc, "workers") > 0) {
@@ -327,6 +487,8 @@ void health_check_once(health_t *self, yard_client_t *client)
     json_decref(self->stats);
     json_decref(self->cache_stats);
     json_decref(self->report);
+    json_decref(self->processes);
+    self->processes = processes;
     self->stats = stats;
     self->cache_stats = cache;
     self->report = report;
@@ -347,6 +509,7 @@ void health_check_once(health_t *self, yard_client_t *client)
     if (stats)
         s_publish(client, prev, status, first, reasons);
     json_decref(reasons);
+    json_decref(ping);
 }
 
 static void *s_checker(void *arg)

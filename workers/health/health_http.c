@@ -5,6 +5,7 @@
     cache clear and invalidations) go to the broker at once on the action
     client, then refresh the snapshot. */
 #include "health.h"
+#include "yard_proc.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -179,8 +180,22 @@ static json_int_t s_int(json_t *o, const char *k)
     return json_integer_value(json_object_get(o, k));
 }
 
-static json_t *s_workers_view(json_t *stats)
+/*  The checker's entry for the worker with this id, or NULL. */
+static json_t *s_process_of(json_t *procs, json_t *id)
 {
+    size_t i;
+    json_t *p;
+    json_array_foreach(procs, i, p)
+    {
+        if (json_equal(s_get(p, "id"), id))
+            return p;
+    }
+    return NULL;
+}
+
+static json_t *s_workers_view(health_t *self, json_t *stats)
+{
+    json_t *procs = health_processes(self);
     json_t *out = json_array();
     size_t i;
     json_t *w;
@@ -200,7 +215,17 @@ static json_t *s_workers_view(json_t *stats)
                            "done", s_int(w, "done"), "last_heartbeat_ms",
                            s_int(w, "last_seen_ms"), "latency_us", "p50",
                            s_int(lat, "p50"), "p99", s_int(lat, "p99")));
+        json_t *entry = json_array_get(out, json_array_size(out) - 1);
+        json_t *p = s_process_of(procs, s_get(w, "id"));
+        static const char *const keys[] = {"flags",     "ping",   "version",
+                                           "uptime_ms", "loop",   "memory",
+                                           "objects",   "pending"};
+        for (size_t k = 0; entry && k < sizeof keys / sizeof keys[0]; k++) {
+            json_t *v = s_get(p, keys[k]);
+            json_object_set(entry, keys[k], v ? v : json_null());
+        }
     }
+    json_decref(procs);
     return out;
 }
 
@@ -220,6 +245,7 @@ static json_t *s_breakers_view(json_t *stats)
 
 static json_t *s_performance(health_t *self, json_t *stats, json_t *cache)
 {
+    json_t *procs = health_processes(self);
     json_int_t workers = 0, capacity = 0, in_flight = 0, queued = 0;
     json_t *services = json_object();
     const char *name;
@@ -235,12 +261,9 @@ static json_t *s_performance(health_t *self, json_t *stats, json_t *cache)
         json_object_set_new(services, name, copy);
     }
     json_t *ev = s_get(stats, "events");
-    json_t *broker = s_get(stats, "broker");
-    json_t *mem = s_get(stats, "memory");
     return json_pack(
         "{s:{s:I, s:I, s:I, s:I, s:f}, s:o, s:{s:I, s:I, s:I, s:I, s:I}, "
-        "s:{s:O, s:O}, s:o, s:{s:{s:I, s:I, s:I, s:O, s:O}, "
-        "s:{s:I, s:I, s:I, s:s, s:I, s:I}}}",
+        "s:{s:O, s:O}, s:o, s:o, s:{s:I, s:I, s:I}}",
         "worker_pool", "workers", workers, "capacity", capacity, "in_flight",
         in_flight, "queued", queued, "utilization",
         capacity > 0 ? (double)in_flight / (double)capacity : 0.0, "services",
@@ -249,16 +272,10 @@ static json_t *s_performance(health_t *self, json_t *stats, json_t *cache)
         s_int(ev, "subscribers"), "invalid", s_int(ev, "invalid"), "cache",
         "broker", s_get(stats, "cache") ? s_get(stats, "cache") : json_null(),
         "yard_cache", cache ? cache : json_null(), "breakers",
-        s_breakers_view(stats), "processes", "broker", "pid",
-        s_int(broker, "pid"), "rss_bytes", s_int(mem, "rss_bytes"), "uptime_ms",
-        s_int(broker, "uptime_ms"), "version",
-        s_get(broker, "version") ? s_get(broker, "version") : json_null(),
-        "memory", mem ? mem : json_null(), "health", "pid",
-        (json_int_t)getpid(), "rss_bytes", (json_int_t)health_rss_bytes(),
-        "uptime_ms", (json_int_t)(yard_clock_ms() - self->started_ms),
-        "version", YARD_VERSION_STRING, "sse_clients",
-        (json_int_t)atomic_load(&self->sse_clients), "http_requests",
-        (json_int_t)atomic_load(&self->http_requests));
+        s_breakers_view(stats), "processes", procs ? procs : json_array(),
+        "http", "requests", (json_int_t)atomic_load(&self->http_requests),
+        "unauthorized", (json_int_t)atomic_load(&self->http_unauthorized),
+        "sse_clients", (json_int_t)atomic_load(&self->sse_clients));
 }
 
 /* ---- Server-Sent Events ------------------------------------------------- */
@@ -639,7 +656,7 @@ static enum MHD_Result s_route(health_t *self, struct MHD_Connection *conn,
                      "the broker does not answer");
     else if (strcmp(url, "/v1/workers") == 0)
         rc = s_json(conn, MHD_HTTP_OK,
-                    json_pack("{s:o}", "workers", s_workers_view(stats)));
+                    json_pack("{s:o}", "workers", s_workers_view(self, stats)));
     else
         rc = s_json(conn, MHD_HTTP_OK, s_performance(self, stats, cache));
     json_decref(stats);

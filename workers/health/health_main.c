@@ -27,6 +27,7 @@
 #define S_DEFAULT_INTERVAL_MS 1000
 #define S_DEFAULT_LOST_WINDOW_MS 60000
 #define S_DEFAULT_TIMEOUT_MS 2000
+#define S_DEFAULT_MEM_GROWTH_MB 256
 #define S_MAX_KEY 4096
 
 static void s_usage(FILE *out)
@@ -57,20 +58,27 @@ static void s_usage(FILE *out)
         "  --interval-ms N      check period, 100..600000 "
         "[YARD_HEALTH_INTERVAL_MS]\n"
         "                       (default %d)\n"
-        "  --lost-window-ms N   how long a lost worker keeps the status\n"
-        "                       warning unless one of its service joins,\n"
+        "  --lost-window-ms N   how long a lost worker (unless one of its\n"
+        "                       service joins) or an event-loop stall\n"
+        "                       keeps the status warning,\n"
         "                       1000..86400000 [YARD_HEALTH_LOST_WINDOW_MS]\n"
         "                       (default %d)\n"
         "  --timeout-ms N       deadline of each check's calls, "
         "100..60000\n"
+        "                       (a worker's ping answer: at most 10000)\n"
         "                       [YARD_HEALTH_TIMEOUT_MS] (default %d)\n"
+        "  --mem-growth-mb N    flag a process whose resident memory grew\n"
+        "                       by N MiB or more over its last 5 minutes,\n"
+        "                       1..1048576 [YARD_HEALTH_MEM_GROWTH_MB]\n"
+        "                       (default %d)\n"
         "  --name NAME          worker name [YARD_HEALTH_NAME]\n"
         "  --log-level L        error, warn, info, debug "
         "[YARD_LOG_LEVEL]\n"
         "                       (default info)\n"
         "  --help, --version\n",
         S_DEFAULT_BROKER, S_DEFAULT_EVENTS, S_DEFAULT_HTTP,
-        S_DEFAULT_INTERVAL_MS, S_DEFAULT_LOST_WINDOW_MS, S_DEFAULT_TIMEOUT_MS);
+        S_DEFAULT_INTERVAL_MS, S_DEFAULT_LOST_WINDOW_MS, S_DEFAULT_TIMEOUT_MS,
+        S_DEFAULT_MEM_GROWTH_MB);
 }
 
 enum {
@@ -84,11 +92,12 @@ enum {
     O_TIMEOUT,
     O_NAME,
     O_LOG,
+    O_MEM_GROWTH,
 };
 
 typedef struct {
     const char *broker, *events, *http, *key_file, *redis, *interval, *lost,
-        *timeout, *name, *log;
+        *timeout, *name, *log, *mem_growth;
 } s_flags_t;
 
 static int s_bad(const char *flag, const char *env, const char *value,
@@ -166,7 +175,10 @@ static int s_configure(const s_flags_t *f, health_config_t *cfg,
                     S_DEFAULT_LOST_WINDOW_MS, 1000, 86400000,
                     &cfg->lost_window_ms)) ||
         (rc = s_u32("--timeout-ms", "YARD_HEALTH_TIMEOUT_MS", f->timeout,
-                    S_DEFAULT_TIMEOUT_MS, 100, 60000, &cfg->timeout_ms)))
+                    S_DEFAULT_TIMEOUT_MS, 100, 60000, &cfg->timeout_ms)) ||
+        (rc = s_u32("--mem-growth-mb", "YARD_HEALTH_MEM_GROWTH_MB",
+                    f->mem_growth, S_DEFAULT_MEM_GROWTH_MB, 1, 1048576,
+                    &cfg->mem_growth_mb)))
         return rc;
     const char *lv = yard_config_pick(f->log, "YARD_LOG_LEVEL", NULL, "info");
     if (yard_log_level_parse(lv, level) != 0)
@@ -201,6 +213,7 @@ static int s_parse_flags(int argc, char **argv, s_flags_t *f)
         {"timeout-ms", required_argument, NULL, O_TIMEOUT},
         {"name", required_argument, NULL, O_NAME},
         {"log-level", required_argument, NULL, O_LOG},
+        {"mem-growth-mb", required_argument, NULL, O_MEM_GROWTH},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
@@ -238,6 +251,9 @@ static int s_parse_flags(int argc, char **argv, s_flags_t *f)
             break;
         case O_LOG:
             f->log = optarg;
+            break;
+        case O_MEM_GROWTH:
+            f->mem_growth = optarg;
             break;
         case 'h':
             s_usage(stdout);
@@ -277,6 +293,22 @@ static void s_handle(yard_job_t *job, void *arg)
     free(text);
 }
 
+/*  What yard-health holds, for its health report. */
+static size_t s_objects(yard_object_count_t *out, size_t max, void *arg)
+{
+    health_t *self = arg;
+    if (max < 2)
+        return 0;
+    pthread_mutex_lock(&self->lock);
+    uint64_t kept = self->next_seq - 1;
+    pthread_mutex_unlock(&self->lock);
+    out[0] =
+        (yard_object_count_t){"sse_clients", atomic_load(&self->sse_clients)};
+    out[1] = (yard_object_count_t){
+        "events_kept", kept < YARD_HEALTH_RING ? kept : YARD_HEALTH_RING};
+    return 2;
+}
+
 static void s_stop(health_t *self)
 {
     atomic_store(&self->stopping, true);
@@ -293,6 +325,7 @@ static void s_stop(health_t *self)
     json_decref(self->stats);
     json_decref(self->cache_stats);
     json_decref(self->report);
+    json_decref(self->processes);
     for (size_t i = 0; i < YARD_HEALTH_RING; i++) {
         free(self->ring[i].type);
         free(self->ring[i].frame);
@@ -337,6 +370,8 @@ int main(int argc, char **argv)
     wc.threads = YARD_WORKER_THREADS_INLINE; /*  a snapshot copy */
     wc.handler = s_handle;
     wc.handler_arg = self;
+    wc.objects = s_objects;
+    wc.objects_arg = self;
     char why[300];
     if (yard_worker_config_check(&wc, why, sizeof why) != 0) {
         fprintf(stderr, S_PROGRAM ": %s\n", why);

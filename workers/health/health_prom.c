@@ -2,6 +2,7 @@
     snapshot: every family with # HELP and # TYPE, per-service labels,
     label values escaped as the format says. */
 #include "health.h"
+#include "yard_proc.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -91,6 +92,102 @@ static void s_per_service(s_out_t *o, json_t *services, const char *name,
         s_printf(o, "%s{service=\"", name);
         s_label(o, svc);
         s_printf(o, "\"} %.17g\n", s_num(s, key));
+    }
+}
+
+/*  A value of a process entry: key, or "object.key". */
+static json_t *s_path(json_t *proc, const char *path)
+{
+    const char *dot = strchr(path, '.');
+    if (!dot)
+        return json_object_get(proc, path);
+    char head[32];
+    size_t n = (size_t)(dot - path);
+    if (n >= sizeof head)
+        return NULL;
+    memcpy(head, path, n);
+    head[n] = '\0';
+    return json_object_get(json_object_get(proc, head), dot + 1);
+}
+
+/*  One family with a sample per process that has the value; scale
+    converts units (us -> s). */
+static void s_per_process(s_out_t *o, json_t *procs, const char *name,
+                          const char *type, const char *help, const char *path,
+                          double scale)
+{
+    s_family(o, name, type, help);
+    size_t i;
+    json_t *p;
+    json_array_foreach(procs, i, p)
+    {
+        json_t *v = s_path(p, path);
+        if (!json_is_number(v) && !json_is_boolean(v))
+            continue;
+        double value = json_is_boolean(v) ? (json_is_true(v) ? 1 : 0)
+                                          : json_number_value(v) * scale;
+        s_printf(o, "%s{kind=\"", name);
+        s_label(o, json_string_value(json_object_get(p, "kind")));
+        s_printf(o, "\",service=\"");
+        s_label(o, json_string_value(json_object_get(p, "service")));
+        s_printf(o, "\",name=\"");
+        s_label(o, json_string_value(json_object_get(p, "name")));
+        s_printf(o, "\",id=\"");
+        s_label(o, json_string_value(json_object_get(p, "id")));
+        s_printf(o, "\"} %.17g\n", value);
+    }
+}
+
+static void s_processes(s_out_t *o, json_t *procs)
+{
+    s_per_process(o, procs, "yard_process_up", "gauge",
+                  "1 when the process answered its last ping", "ping.answered",
+                  1);
+    s_per_process(o, procs, "yard_process_ping_seconds", "gauge",
+                  "Round trip of the process's last ping answer", "ping.rtt_us",
+                  1e-6);
+    s_per_process(o, procs, "yard_process_uptime_seconds", "gauge",
+                  "Seconds since the process started", "uptime_ms", 1e-3);
+    s_per_process(o, procs, "yard_process_resident_memory_bytes", "gauge",
+                  "Resident memory of the process", "memory.rss_bytes", 1);
+    s_per_process(o, procs, "yard_process_memory_growth_bytes", "gauge",
+                  "Resident memory growth over the last 5 minutes",
+                  "memory.rss_growth_bytes", 1);
+    s_per_process(o, procs, "yard_process_loop_iterations_total", "counter",
+                  "Event-loop iterations", "loop.iterations", 1);
+    s_per_process(o, procs, "yard_process_loop_busy_seconds_total", "counter",
+                  "Time the event loop spent working", "loop.busy_us", 1e-6);
+    s_per_process(o, procs, "yard_process_loop_slow_total", "counter",
+                  "Event-loop iterations over the slow threshold", "loop.slow",
+                  1);
+    s_per_process(o, procs, "yard_process_loop_stalls_total", "counter",
+                  "Event-loop stalls (busy or late past the stall threshold)",
+                  "loop.stalls", 1);
+    s_per_process(o, procs, "yard_process_loop_max_seconds", "gauge",
+                  "Longest event-loop iteration", "loop.max_us", 1e-6);
+    s_family(o, "yard_process_flagged", "gauge",
+             "1 for each flag raised on the process (loop_stall, "
+             "memory_growth, unresponsive)");
+    size_t i;
+    json_t *p;
+    json_array_foreach(procs, i, p)
+    {
+        size_t k;
+        json_t *flag;
+        json_array_foreach(json_object_get(p, "flags"), k, flag)
+        {
+            s_printf(o, "yard_process_flagged{kind=\"");
+            s_label(o, json_string_value(json_object_get(p, "kind")));
+            s_printf(o, "\",service=\"");
+            s_label(o, json_string_value(json_object_get(p, "service")));
+            s_printf(o, "\",name=\"");
+            s_label(o, json_string_value(json_object_get(p, "name")));
+            s_printf(o, "\",id=\"");
+            s_label(o, json_string_value(json_object_get(p, "id")));
+            s_printf(o, "\",flag=\"");
+            s_label(o, json_string_value(flag));
+            s_printf(o, "\"} 1\n");
+        }
     }
 }
 
@@ -214,7 +311,12 @@ char *health_prometheus(health_t *self, size_t *len)
     s_family(&o, "yard_health_rss_bytes", "gauge",
              "Resident memory of yard-health");
     s_printf(&o, "yard_health_rss_bytes %llu\n",
-             (unsigned long long)health_rss_bytes());
+             (unsigned long long)yard_proc_read_rss());
+
+    json_t *procs = health_processes(self);
+    if (procs)
+        s_processes(&o, procs);
+    json_decref(procs);
 
     if (cache) {
         json_t *l1 = json_object_get(cache, "l1");
