@@ -3,7 +3,8 @@
 #   make test   install what is missing, build, run every test (normal
 #               build, then once more under ASan+UBSan with clang, which
 #               also runs the libFuzzer targets for a bounded time)
-#   make bench  run yard-bench against the plain ZeroMQ proxy
+#   make bench  run yard-bench against the plain ZeroMQ proxy, then the
+#               admin API under wrk (bench/http_bench.py)
 JOBS ?= 2
 BUILD ?= build
 SAN_BUILD ?= build-san
@@ -34,6 +35,7 @@ demo: build
 
 bench: build
 	@$(BUILD)/bin/yard-bench
+	@/usr/bin/python3 bench/http_bench.py --bin $(BUILD)/bin
 
 format:
 	clang-format -i common/*.[ch] proto/*.[ch] broker/*.[ch] workers/*.[ch] clients/*.[ch] bench/*.[ch] tests/unit/*.c tests/fuzz/*.c

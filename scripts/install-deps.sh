@@ -6,7 +6,8 @@ set -eu
 PKGS="build-essential cmake pkg-config clang clang-format libclang-rt-dev
 libzmq3-dev libczmq-dev libmsgpack-dev libhiredis-dev zlib1g-dev
 libjansson-dev libmicrohttpd-dev libxxhash-dev libcmocka-dev libsodium-dev redis-server valgrind
-python3 python3-zmq python3-msgpack python3-pytest python3-prometheus-client curl"
+python3 python3-zmq python3-msgpack python3-pytest python3-prometheus-client curl
+wrk"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

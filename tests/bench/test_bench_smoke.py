@@ -98,3 +98,28 @@ def test_bench_rejects_bad_flag():
                          capture_output=True, timeout=30, text=True)
     assert out.returncode == 0
     assert "--no-cache" in out.stdout
+
+
+def test_http_bench_short_run():
+    """bench/http_bench.py (wrk against yard-health, and the SSE rate) runs
+    end to end and reports every endpoint without errors."""
+    script = os.path.join(os.path.dirname(__file__), "..", "..", "bench",
+                          "http_bench.py")
+    out = subprocess.run(["/usr/bin/python3", script, "--bin", BIN, "--json",
+                          "--seconds", "1", "--connections", "8"],
+                         capture_output=True, timeout=120, text=True)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    paths = [r["path"] for r in report["http"]]
+    assert paths == ["/metrics", "/v1/metrics/performance", "/v1/workers",
+                     "/v1/health"], paths
+    for r in report["http"]:
+        assert r["rps"] and r["rps"] > 0, r
+        assert r["errors"] == 0, r  # every answer was 2xx (the key worked)
+        assert r["requests"] > 0 and 0 < r["p50_us"] <= r["p99_us"], r
+    sse = report["sse"]
+    assert sse["published"] > 0 and sse["sse_events"] > 0, sse
+    # Every event the broker handed yard-health reached the SSE reader,
+    # or the reader was told it was dropped.
+    assert sse["sse_events"] + sse["sse_dropped_reported"] >= \
+        sse["delivered_to_subscribers"] * 0.99, sse
