@@ -2,7 +2,8 @@
 # make demo: a broker, an event subscriber, two workers, a redis-server and
 # a yard-cache on loopback; a workload showing a success, a batch, a
 # timeout, a retry after a worker is killed with -9, a cache set / get /
-# invalidate, the events it caused, then the broker's metrics. Stops
+# invalidate, a ping of every worker and yard-health's admin API, the
+# events it caused, then the broker's metrics. Stops
 # everything it started, by PID.
 set -u
 BIN=${1:-build/bin}
@@ -104,6 +105,22 @@ if [ -x /usr/bin/redis-server ] && [ -x "$BIN/yard-cache" ]; then
     printf 'yard cache get greeting: '; "$BIN/yard" cache get greeting; echo
     "$BIN/yard" cache invalidate-tag demo
     "$BIN/yard" cache get greeting; echo "exit status $? (1 = miss)"
+fi
+
+if [ -x "$BIN/yard-health" ] && command -v curl >/dev/null; then
+    say "health: yard ping, then yard-health's admin API (curl)"
+    "$BIN/yard" ping
+    HPORT=$(free_port)
+    "$BIN/yard-health" --http "127.0.0.1:$HPORT" --interval-ms 500 2>"$WORK/health.log" &
+    PIDS+=($!)
+    for _ in $(seq 100); do
+        curl -sf "http://127.0.0.1:$HPORT/v1/health" >/dev/null && break
+        sleep 0.1
+    done
+    echo "GET /v1/health:"
+    curl -s "http://127.0.0.1:$HPORT/v1/health" | /usr/bin/python3 -m json.tool | head -20
+    echo "GET /metrics (the per-process families):"
+    curl -s "http://127.0.0.1:$HPORT/metrics" | grep -E '^yard_process_(up|resident_memory_bytes)[{]' | head -8
 fi
 
 say "events seen by the subscriber"

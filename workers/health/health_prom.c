@@ -48,6 +48,17 @@ static void s_printf(s_out_t *o, const char *fmt, ...)
     }
 }
 
+/*  A sample value: whole numbers exactly, fractions to 9 significant
+    digits ("0.021", not "0.021000000000000001"). */
+static void s_value(s_out_t *o, double v)
+{
+    if (v == (double)(int64_t)v && v > -9007199254740992.0 &&
+        v < 9007199254740992.0)
+        s_printf(o, "%lld", (long long)v);
+    else
+        s_printf(o, "%.9g", v);
+}
+
 /*  A label value, escaped (backslash, quote, newline). */
 static void s_label(s_out_t *o, const char *v)
 {
@@ -72,7 +83,9 @@ static void s_scalar(s_out_t *o, const char *name, const char *type,
                      const char *help, double value)
 {
     s_family(o, name, type, help);
-    s_printf(o, "%s %.17g\n", name, value);
+    s_printf(o, "%s ", name);
+    s_value(o, value);
+    s_printf(o, "\n");
 }
 
 static double s_num(json_t *obj, const char *key)
@@ -91,7 +104,9 @@ static void s_per_service(s_out_t *o, json_t *services, const char *name,
     {
         s_printf(o, "%s{service=\"", name);
         s_label(o, svc);
-        s_printf(o, "\"} %.17g\n", s_num(s, key));
+        s_printf(o, "\"} ");
+        s_value(o, s_num(s, key));
+        s_printf(o, "\n");
     }
 }
 
@@ -134,7 +149,9 @@ static void s_per_process(s_out_t *o, json_t *procs, const char *name,
         s_label(o, json_string_value(json_object_get(p, "name")));
         s_printf(o, "\",id=\"");
         s_label(o, json_string_value(json_object_get(p, "id")));
-        s_printf(o, "\"} %.17g\n", value);
+        s_printf(o, "\"} ");
+        s_value(o, value);
+        s_printf(o, "\n");
     }
 }
 
@@ -253,8 +270,9 @@ char *health_prometheus(health_t *self, size_t *len)
         for (size_t i = 0; i < 3; i++) {
             s_printf(&o, "yard_task_latency_us{service=\"");
             s_label(&o, svc);
-            s_printf(&o, "\",quantile=\"%s\"} %.17g\n", q[i][0],
-                     s_num(lat, q[i][1]));
+            s_printf(&o, "\",quantile=\"%s\"} ", q[i][0]);
+            s_value(&o, s_num(lat, q[i][1]));
+            s_printf(&o, "\n");
         }
     }
 
@@ -283,7 +301,9 @@ char *health_prometheus(health_t *self, size_t *len)
             continue;
         s_printf(&o, "yard_breaker_trips_total{service=\"");
         s_label(&o, svc);
-        s_printf(&o, "\"} %.17g\n", s_num(b, "trips"));
+        s_printf(&o, "\"} ");
+        s_value(&o, s_num(b, "trips"));
+        s_printf(&o, "\n");
     }
 
     json_t *ev = json_object_get(stats, "events");
@@ -330,11 +350,13 @@ char *health_prometheus(health_t *self, size_t *len)
                  "Hits over gets since yard-cache started",
                  s_num(cache, "hit_rate"));
         s_family(&o, "yard_cache_entries", "gauge", "Entries held, per tier");
-        s_printf(&o, "yard_cache_entries{tier=\"l1\"} %.17g\n",
-                 s_num(l1, "entries"));
+        s_printf(&o, "yard_cache_entries{tier=\"l1\"} ");
+        s_value(&o, s_num(l1, "entries"));
+        s_printf(&o, "\n");
         s_family(&o, "yard_cache_bytes", "gauge", "Bytes held in L1");
-        s_printf(&o, "yard_cache_bytes{tier=\"l1\"} %.17g\n",
-                 s_num(l1, "bytes"));
+        s_printf(&o, "yard_cache_bytes{tier=\"l1\"} ");
+        s_value(&o, s_num(l1, "bytes"));
+        s_printf(&o, "\n");
         s_family(&o, "yard_cache_degraded", "gauge",
                  "1 while yard-cache's Redis is unreachable");
         s_printf(&o, "yard_cache_degraded %d\n",
