@@ -20,6 +20,8 @@
 
 #define S_DEFAULT_TIMEOUT_MS 5000
 
+static void s_ping_usage(FILE *out);
+
 static void s_stats_usage(FILE *out)
 {
     fputs("usage: yard stats [--json] [--timeout MS]\n"
@@ -207,42 +209,57 @@ static void s_add_cache_stats(const cli_global_t *g, json_t *root,
     json_object_set_new(root, "yard_cache", cache ? cache : json_null());
 }
 
-int cli_stats(const cli_global_t *g, int argc, char **argv)
+/*  The flags `yard stats` and `yard ping` share: --json, --timeout MS
+    (1..max), --help (usage). Returns -1 to go on, or an exit code. */
+static int s_parse_flags(const char *cmd, int argc, char **argv,
+                         void (*usage)(FILE *), uint32_t max, bool *as_json,
+                         uint32_t *timeout_ms)
 {
     static const struct option longopts[] = {
         {"json", no_argument, NULL, CLI_OPT_JSON},
         {"timeout", required_argument, NULL, CLI_OPT_TIMEOUT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    bool as_json = false;
-    uint32_t timeout_ms = S_DEFAULT_TIMEOUT_MS;
-    yard_reply_t *reply = NULL;
-    json_t *root = NULL;
-    int rc = 0, opt;
+    int opt;
     optind = 0; /*  glibc: full re-initialisation for a new argv */
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         if (opt == 'h') {
-            s_stats_usage(stdout);
+            usage(stdout);
             return CLI_EXIT_OK;
         }
         if (opt == CLI_OPT_JSON)
-            as_json = true;
+            *as_json = true;
         else if (opt == CLI_OPT_TIMEOUT) {
-            if (yard_parse_u32(optarg, 1, YARD_MAX_TIMEOUT_MS, &timeout_ms)) {
+            if (yard_parse_u32(optarg, 1, max, timeout_ms)) {
                 fprintf(stderr,
-                        "yard stats: --timeout wants a whole number in "
+                        "yard %s: --timeout wants a whole number in "
                         "1..%u, not '%s'\n",
-                        (unsigned)YARD_MAX_TIMEOUT_MS, optarg);
+                        cmd, (unsigned)max, optarg);
                 return CLI_EXIT_USAGE;
             }
         } else
-            return cli_bad_option("stats", argv, opt);
+            return cli_bad_option(cmd, argv, opt);
     }
     if (optind != argc) {
-        fprintf(stderr, "yard stats: unexpected argument '%s'\n", argv[optind]);
+        fprintf(stderr, "yard %s: unexpected argument '%s'\n", cmd,
+                argv[optind]);
         return CLI_EXIT_USAGE;
     }
+    return -1;
+}
+
+int cli_stats(const cli_global_t *g, int argc, char **argv)
+{
+    bool as_json = false;
+    uint32_t timeout_ms = S_DEFAULT_TIMEOUT_MS;
+    yard_reply_t *reply = NULL;
+    json_t *root = NULL;
+    int rc = s_parse_flags("stats", argc, argv, s_stats_usage,
+                           YARD_MAX_TIMEOUT_MS, &as_json, &timeout_ms);
+    if (rc >= 0)
+        return rc;
+    rc = 0;
     if ((rc = cli_admin_call(g, "stats", "stats", timeout_ms, &reply, &root)) !=
         0)
         goto done;
@@ -277,40 +294,15 @@ static void s_ping_usage(FILE *out)
 
 int cli_ping(const cli_global_t *g, int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"json", no_argument, NULL, CLI_OPT_JSON},
-        {"timeout", required_argument, NULL, CLI_OPT_TIMEOUT},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
     bool as_json = false;
     uint32_t timeout_ms = 1000;
     yard_reply_t *reply = NULL;
     json_t *root = NULL;
-    int rc = 0, opt;
-    optind = 0;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        if (opt == 'h') {
-            s_ping_usage(stdout);
-            return CLI_EXIT_OK;
-        }
-        if (opt == CLI_OPT_JSON)
-            as_json = true;
-        else if (opt == CLI_OPT_TIMEOUT) {
-            if (yard_parse_u32(optarg, 1, 10000, &timeout_ms)) {
-                fprintf(stderr,
-                        "yard ping: --timeout wants a whole number in "
-                        "1..10000, not '%s'\n",
-                        optarg);
-                return CLI_EXIT_USAGE;
-            }
-        } else
-            return cli_bad_option("ping", argv, opt);
-    }
-    if (optind != argc) {
-        fprintf(stderr, "yard ping: unexpected argument '%s'\n", argv[optind]);
-        return CLI_EXIT_USAGE;
-    }
+    int rc = s_parse_flags("ping", argc, argv, s_ping_usage, 10000, &as_json,
+                           &timeout_ms);
+    if (rc >= 0)
+        return rc;
+    rc = 0;
     char cmd[32];
     snprintf(cmd, sizeof cmd, "ping %u", timeout_ms);
     if ((rc = cli_admin_call(g, "ping", cmd, timeout_ms + S_DEFAULT_TIMEOUT_MS,

@@ -125,6 +125,19 @@ static json_t *s_path(json_t *proc, const char *path)
     return json_object_get(json_object_get(proc, head), dot + 1);
 }
 
+/*  The labels that name a process: kind, service, name, id (open brace
+    written, closing one not). */
+static void s_process_labels(s_out_t *o, const char *family, json_t *p)
+{
+    static const char *const keys[] = {"kind", "service", "name", "id"};
+    s_printf(o, "%s{", family);
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+        s_printf(o, "%s%s=\"", k ? "," : "", keys[k]);
+        s_label(o, json_string_value(json_object_get(p, keys[k])));
+        s_printf(o, "\"");
+    }
+}
+
 /*  One family with a sample per process that has the value; scale
     converts units (us -> s). */
 static void s_per_process(s_out_t *o, json_t *procs, const char *name,
@@ -141,15 +154,8 @@ static void s_per_process(s_out_t *o, json_t *procs, const char *name,
             continue;
         double value = json_is_boolean(v) ? (json_is_true(v) ? 1 : 0)
                                           : json_number_value(v) * scale;
-        s_printf(o, "%s{kind=\"", name);
-        s_label(o, json_string_value(json_object_get(p, "kind")));
-        s_printf(o, "\",service=\"");
-        s_label(o, json_string_value(json_object_get(p, "service")));
-        s_printf(o, "\",name=\"");
-        s_label(o, json_string_value(json_object_get(p, "name")));
-        s_printf(o, "\",id=\"");
-        s_label(o, json_string_value(json_object_get(p, "id")));
-        s_printf(o, "\"} ");
+        s_process_labels(o, name, p);
+        s_printf(o, "} ");
         s_value(o, value);
         s_printf(o, "\n");
     }
@@ -193,15 +199,8 @@ static void s_processes(s_out_t *o, json_t *procs)
         json_t *flag;
         json_array_foreach(json_object_get(p, "flags"), k, flag)
         {
-            s_printf(o, "yard_process_flagged{kind=\"");
-            s_label(o, json_string_value(json_object_get(p, "kind")));
-            s_printf(o, "\",service=\"");
-            s_label(o, json_string_value(json_object_get(p, "service")));
-            s_printf(o, "\",name=\"");
-            s_label(o, json_string_value(json_object_get(p, "name")));
-            s_printf(o, "\",id=\"");
-            s_label(o, json_string_value(json_object_get(p, "id")));
-            s_printf(o, "\",flag=\"");
+            s_process_labels(o, "yard_process_flagged", p);
+            s_printf(o, ",flag=\"");
             s_label(o, json_string_value(flag));
             s_printf(o, "\"} 1\n");
         }
