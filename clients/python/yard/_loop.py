@@ -41,6 +41,18 @@ def printable(text: bytes) -> str:
                    for c in text.decode("utf-8", "replace"))
 
 
+def read_error(frame: bytes) -> Optional[tuple[wire.ErrorBody, str]]:
+    """Decodes an ERROR body from the broker: the body and its text
+    ("code: message", printable), or None after logging an undecodable one."""
+    try:
+        body = wire.decode_body(wire.Role.BROKER, wire.Command.ERROR, frame)
+    except wire.WireError as exc:
+        log.warning("discarding an undecodable ERROR: %s", exc)
+        return None
+    assert isinstance(body, wire.ErrorBody)
+    return body, f"{printable(body.code)}: {printable(body.message)}"
+
+
 def reconnect_delay(attempt: int) -> float:
     """Seconds to wait before reconnect attempt ``attempt`` (1 first), PROTOCOL.md 8.2."""
     base_ms = min(5000, 100 * 2 ** min(attempt - 1, 16))

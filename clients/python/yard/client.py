@@ -18,7 +18,7 @@ from typing import Any, Optional, Union
 import zmq
 
 from . import wire
-from ._loop import DISCONNECT_LINGER_MS, INTERVAL_S, LIVENESS_S, EventLoop, dealer, printable
+from ._loop import DISCONNECT_LINGER_MS, INTERVAL_S, LIVENESS_S, EventLoop, dealer, read_error
 from .errors import (
     BrokerUnreachableError,
     CancelledError,
@@ -508,13 +508,10 @@ class Client:
 
     def _io_on_error(self, frame: bytes) -> None:
         """An ERROR: end the task it names, or every task on bad_version."""
-        try:
-            body = wire.decode_body(wire.Role.BROKER, wire.Command.ERROR, frame)
-        except wire.WireError as exc:
-            log.warning("discarding an undecodable ERROR: %s", exc)
+        got = read_error(frame)
+        if got is None:
             return
-        assert isinstance(body, wire.ErrorBody)
-        text = f"{printable(body.code)}: {printable(body.message)}"
+        body, text = got
         task = self._tasks.get(body.id) if body.id else None
         if task is not None:
             self._io_finish(task, InvalidError(text, task_id=task.future.task_id))

@@ -16,7 +16,7 @@ import msgpack
 import zmq
 
 from . import wire
-from ._loop import DISCONNECT_LINGER_MS, INTERVAL_S, LIVENESS_S, EventLoop, dealer, printable
+from ._loop import DISCONNECT_LINGER_MS, INTERVAL_S, LIVENESS_S, EventLoop, dealer, read_error
 from .errors import BrokerUnreachableError, CancelledError, TimeoutError, YardError
 
 log = logging.getLogger("yard")
@@ -286,13 +286,10 @@ class Subscription(Iterator[Event]):
 
     def _io_on_error(self, frame: bytes) -> None:
         """An ERROR: the broker refused this subscriber (e.g. ``limit``)."""
-        try:
-            body = wire.decode_body(wire.Role.BROKER, wire.Command.ERROR, frame)
-        except wire.WireError as exc:
-            log.warning("undecodable ERROR on the events endpoint: %s", exc)
+        got = read_error(frame)
+        if got is None:
             return
-        assert isinstance(body, wire.ErrorBody)
-        error = YardError(f"{printable(body.code)}: {printable(body.message)}")
+        error = YardError(got[1])
         if self._acked is not None:
             self._io_fail_ack(error)
             self._io_close()

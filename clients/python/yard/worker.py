@@ -20,7 +20,8 @@ import zmq
 
 from . import wire
 from ._health import Health, LoopStats
-from ._loop import DISCONNECT_LINGER_MS, LIVENESS_S, EventLoop, dealer, printable, reconnect_delay
+from ._loop import (DISCONNECT_LINGER_MS, LIVENESS_S, EventLoop, dealer, read_error,
+                    reconnect_delay)
 from ._version import __version__
 from .client import DEFAULT_ENDPOINT
 from .errors import InvalidError, YardError
@@ -548,13 +549,10 @@ class Worker:
 
     def _io_on_error(self, frame: bytes) -> None:
         """An ERROR: fatal while registering or on bad_version, else logged."""
-        try:
-            body = wire.decode_body(wire.Role.BROKER, wire.Command.ERROR, frame)
-        except wire.WireError as exc:
-            log.warning("discarding an undecodable ERROR: %s", exc)
+        got = read_error(frame)
+        if got is None:
             return
-        assert isinstance(body, wire.ErrorBody)
-        text = f"{printable(body.code)}: {printable(body.message)}"
+        body, text = got
         if self._state is _State.REGISTERING:
             self._io_gone(YardError(f"the broker refused READY: {text}"))
         elif body.code == b"bad_version":
