@@ -158,9 +158,11 @@ int cli_task_flag(const char *cmd, int opt, const char *arg,
         return s_number(cmd, "--retries", arg, 0, YARD_MAX_RETRIES,
                         &o->retries);
     case CLI_OPT_BACKOFF:
-        /*  0 is not accepted: the wire cannot tell it from "default". */
-        return s_number(cmd, "--backoff", arg, 1, YARD_MAX_BACKOFF_MS,
-                        &o->backoff_ms);
+        rc = s_number(cmd, "--backoff", arg, 0, YARD_MAX_BACKOFF_MS,
+                      &o->backoff_ms);
+        if (rc == 0 && o->backoff_ms == 0)
+            o->backoff_ms = YARD_BACKOFF_NONE; /*  retry at once */
+        return rc;
     case CLI_OPT_PRIORITY:
         rc = s_number(cmd, "--priority", arg, 0, YARD_MAX_PRIORITY, &value);
         o->priority = (uint8_t)value;
@@ -443,7 +445,7 @@ static void s_submit_usage(FILE *out)
           "  --timeout MS   whole-task deadline, 1..86400000 (default 30000)\n"
           "  --retries N    extra attempts after a handler error, 0..16 "
           "(default 0)\n"
-          "  --backoff MS   base delay between attempts, 1..60000 (default "
+          "  --backoff MS   base delay between attempts, 0..60000 (default "
           "100)\n"
           "  --priority P   0..9, 9 first (default 0)\n"
           "  --id ID        task id, 1..128 bytes (default: generated)\n"

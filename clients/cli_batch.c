@@ -49,7 +49,7 @@ static void s_batch_usage(FILE *out)
           "\n"
           "  --timeout MS   per-task deadline, 1..86400000 (default 30000)\n"
           "  --retries N    extra attempts after a handler error, 0..16\n"
-          "  --backoff MS   base delay between attempts, 1..60000\n"
+          "  --backoff MS   base delay between attempts, 0..60000\n"
           "  --priority P   0..9, 9 first (default 0)\n"
           "  --header K=V   header on every task; repeatable\n"
           "  --window N     tasks in flight at once, 1..100000 (default "

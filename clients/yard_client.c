@@ -281,8 +281,9 @@ int yard_cl_resolve(msgpack_sbuffer *hdr_buf, const char *service,
     s->timeout_ms =
         opts->timeout_ms ? opts->timeout_ms : YARD_DEFAULT_TIMEOUT_MS;
     s->retries = opts->retries;
-    s->backoff_ms =
-        opts->backoff_ms ? opts->backoff_ms : YARD_DEFAULT_BACKOFF_MS;
+    s->backoff_ms = opts->backoff_ms == YARD_BACKOFF_NONE ? 0
+                    : opts->backoff_ms                    ? opts->backoff_ms
+                                       : YARD_DEFAULT_BACKOFF_MS;
     s->priority = opts->priority;
     /*  Both maps go into hdr_buf, headers first; the views are taken once
         both are packed (packing may move the buffer). */

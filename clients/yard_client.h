@@ -80,6 +80,10 @@ typedef struct {
     const char *const *headers; /*  header names whose values count too   */
 } yard_cache_opts_t;
 
+/*  yard_submit_opts_t.backoff_ms asking for retries without delay (an
+    explicit backoff_ms 0 on the wire), since 0 there means the default. */
+#define YARD_BACKOFF_NONE UINT32_MAX
+
 /*  Options of a submission. A NULL pointer or a zero-initialised struct
     means the protocol defaults (proto/yard_proto.h YARD_DEFAULT_*). */
 typedef struct {
@@ -88,8 +92,8 @@ typedef struct {
                              for submit_batch and map (one id per task). */
     uint32_t timeout_ms; /*  whole-task deadline; 0: 30000                */
     uint32_t retries;    /*  extra attempts after a handler error; 0..16  */
-    uint32_t backoff_ms; /*  base retry delay; 0: the default (100). The
-                             wire cannot carry an explicit 0 today.       */
+    uint32_t backoff_ms; /*  base retry delay; 0: the default (100);
+                             YARD_BACKOFF_NONE: retry without delay     */
     uint8_t priority;    /*  0..9, 9 is served first                     */
     const char *const *headers;     /*  NULL, or NULL-terminated "key", "value",
                                         ... pairs (trace ids, metadata)       */

@@ -894,8 +894,13 @@ static bool s_present(const s_field_t *f, unsigned role, const void *st)
     case K_U8:
     case K_U32:
     case K_U64: {
+        /*  E2: left out when equal to the default (0 for every number but
+            the SUBMIT ones with a stated default). A 0 where 0 is out of
+            range (timeout_ms) means "unset" in the C struct and is left
+            out too; a 0 that is a real value other than the default
+            (backoff_ms, default 100) is written. */
         uint64_t v = s_load_number(f, st);
-        return v != 0 && v != f->dflt;
+        return v != f->dflt && (v != 0 || f->min == 0);
     }
     case K_BOOL:
         return *(const bool *)at;

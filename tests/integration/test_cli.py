@@ -44,6 +44,19 @@ def test_submit_handler_error_exits_1_and_retries_flag_is_sent(yard):
     assert st["services"]["fail"]["retried"] == 2, st["services"]["fail"]
 
 
+def test_submit_backoff_zero_is_sent_as_zero(yard):
+    """--backoff 0 means retry at once (an explicit backoff_ms 0 on the
+    wire), not the default 100 ms: with the default, 16 retries would need
+    over 6 s of backoff, far past the 3 s deadline. (The breaker would
+    open after 5 failures, so it is off here.)"""
+    b = yard.broker("--breaker", "enabled=false")
+    yard.worker(b, "fail", "fail")
+    p = yard.cli(b, ["submit", "--retries", "16", "--backoff", "0", "--timeout", "3000",
+                     "fail", "x"], timeout=15)
+    assert p.returncode == 1, (p.returncode, p.stdout, p.stderr)
+    assert b.stats()["services"]["fail"]["retried"] == 16
+
+
 @pytest.mark.parametrize("args", [
     ["submit", "--no-such-flag", "echo", "x"],
     ["submit"],

@@ -1196,6 +1196,27 @@ static void test_encode_canonical(void **state)
     assert_int_equal(yard_encode_submit(&sb, &s), 0);
     assert_int_equal(sb.size, 2 * sizeof want);
 
+    /*  backoff_ms 0 differs from its default (100), so it is written, and
+        it decodes as 0, not as the default (E2, D13). */
+    msgpack_sbuffer_clear(&sb);
+    s.backoff_ms = 0;
+    assert_int_equal(yard_encode_submit(&sb, &s), 0);
+    const uint8_t backoff0[] = {0xaa, 'b', 'a', 'c', 'k', 'o',
+                                'f',  'f', '_', 'm', 's', 0x00};
+    assert_int_equal(sb.size, sizeof want + sizeof backoff0);
+    assert_int_equal(((const uint8_t *)sb.data)[0], 0x85);
+    assert_memory_equal((const uint8_t *)sb.data + 32, backoff0,
+                        sizeof backoff0);
+    yard_decoder_t *dec = yard_decoder_new();
+    yard_submit_t back;
+    assert_int_equal(yard_decode_submit(dec, sb.data, sb.size, &back), 0);
+    assert_int_equal(back.backoff_ms, 0);
+    assert_int_equal(back.timeout_ms, YARD_DEFAULT_TIMEOUT_MS);
+    yard_decoder_destroy(&dec);
+    s.backoff_ms = YARD_DEFAULT_BACKOFF_MS;
+    msgpack_sbuffer_clear(&sb);
+    assert_int_equal(yard_encode_submit(&sb, &s), 0);
+
     /*  Worker and broker results write different fields. */
     yard_result_t r = {0};
     r.job = 7;
