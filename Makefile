@@ -15,6 +15,7 @@ all: build
 
 deps:
 	@sh scripts/install-deps.sh
+	@sh scripts/node-deps.sh
 
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

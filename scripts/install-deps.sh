@@ -8,6 +8,10 @@ libzmq3-dev libczmq-dev libmsgpack-dev libhiredis-dev zlib1g-dev
 libjansson-dev libmicrohttpd-dev libxxhash-dev libcmocka-dev libsodium-dev redis-server valgrind
 python3 python3-zmq python3-msgpack python3-pytest python3-prometheus-client curl
 wrk"
+# Node.js for clients/node: Debian's, unless the machine already has one
+# (a newer one from elsewhere must not be replaced).
+command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs"
+command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
