@@ -138,9 +138,10 @@ void yard_client_destroy(yard_client_t **self_p);
 /*  Submits one task and sends it at once (or as soon as the socket takes
     it). Copies the task id, NUL-terminated, into id_out when that is not
     NULL (id_cap >= YARD_CLIENT_ID_MAX always suffices). YARD_E_ARG for bad
-    arguments or an id this client already has in flight; the encoder's
-    error (YARD_E_TOO_LARGE, YARD_E_RANGE, ...) for a task the broker
-    would refuse. Nothing is sent on error. */
+    arguments, an option out of range (priority 10, say) or an id this
+    client already has in flight; YARD_E_TOO_LARGE for a payload, headers
+    or cache policy over the protocol's limits. Nothing is sent on
+    error. */
 int yard_client_submit(yard_client_t *self, const char *service,
                        const void *payload, size_t len,
                        const yard_submit_opts_t *opts, char *id_out,

@@ -202,8 +202,6 @@ bool yard_job_cancelled(const yard_job_t *job);
     answered (the first answer stands). */
 int yard_job_reply(yard_job_t *job, const void *data, size_t len);
 
-/*  Answers the job with status error and a printf-formatted message (cut
-    to YARD_MAX_ERROR bytes). Returns 0 or YARD_E_ARG if already answered. */
 /*  Publishes an event on the broker's event bus (PROTOCOL.md 5.11), fire
     and forget: type is a dotted name, payload one encoded msgpack value (or
     NULL, 0 for none), source defaults to the worker's name. Safe from any
@@ -225,6 +223,8 @@ int yard_job_publish(yard_job_t *job, const char *type, const void *payload,
 int yard_job_reject(yard_job_t *job, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/*  Answers the job with status error and a printf-formatted message (cut
+    to YARD_MAX_ERROR bytes). Returns 0 or YARD_E_ARG if already answered. */
 int yard_job_fail(yard_job_t *job, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

@@ -240,7 +240,10 @@ static bool s_fail_locked(yard_l2_t *self, const char *why)
     self->degraded = true;
     self->gen++;
     self->down_since_ms = yard_clock_ms();
-    snprintf(self->reason, sizeof self->reason, "%s", why);
+    /*  Truncated on purpose (snprintf would warn under -O3 builds). */
+    size_t n = strnlen(why, sizeof self->reason - 1);
+    memcpy(self->reason, why, n);
+    self->reason[n] = '\0';
     while (self->nidle > 0)
         redisFree(self->idle[--self->nidle]);
     atomic_fetch_add(&self->degradations, 1);
