@@ -39,7 +39,7 @@ bench: build
 	@/usr/bin/python3 bench/http_bench.py --bin $(BUILD)/bin
 
 format:
-	clang-format -i common/*.[ch] proto/*.[ch] broker/*.[ch] workers/*.[ch] clients/*.[ch] bench/*.[ch] tests/unit/*.c tests/fuzz/*.c
+	clang-format -i common/*.[ch] proto/*.[ch] broker/*.[ch] workers/*.[ch] clients/*.[ch] bench/*.[ch] tests/unit/*.c tests/fuzz/*.c tests/conformance/c/*.c
 
 clean:
 	rm -rf $(BUILD) $(SAN_BUILD)
