@@ -361,12 +361,13 @@ def main():
     width = max(len(s["name"]) for s in scenarios)
     heads = ["%s>%s" % (SHORT.get(c, c), SHORT.get(w, w)) for c, w in pairs]
     print()
-    print("client>worker".ljust(width) + "  " + "  ".join(h.rjust(7) for h in heads))
+    cw = max(len(h) for h in heads)
+    print("client>worker".ljust(width) + "  " + "  ".join(h.rjust(cw) for h in heads))
     by_key = {(cell.scenario["name"], cell.client, cell.worker): cell for cell in cells}
     for sc in scenarios:
         row = []
         for c, w in pairs:
-            row.append(("pass" if not by_key[(sc["name"], c, w)].failures else "FAIL").rjust(7))
+            row.append(("pass" if not by_key[(sc["name"], c, w)].failures else "FAIL").rjust(cw))
         print(sc["name"].ljust(width) + "  " + "  ".join(row))
     failed = [cell for cell in cells if cell.failures]
     print("\n%d cells (%d scenarios x %d pairings), %d failed, %.0f s"
