@@ -310,7 +310,7 @@ def main():
     ap.add_argument("--clients", default="c,python,node", help="client implementations, comma-separated")
     ap.add_argument("--workers", default="c,python,node", help="worker implementations, comma-separated")
     ap.add_argument("--scenario", action="append", default=[], help="run only this scenario (repeatable)")
-    ap.add_argument("--jobs", type=int, default=3, help="cells run at once (default 3)")
+    ap.add_argument("--jobs", type=int, default=4, help="cells run at once (default 4)")
     ap.add_argument("--keep-logs", action="store_true", help="keep every cell's logs, not only failed ones'")
     ap.add_argument("-v", "--verbose", action="store_true", help="print each cell as it ends")
     args = ap.parse_args()
