@@ -26,8 +26,6 @@ import {
   DEFAULT_EVENTS,
   DEFAULT_TIMEOUT_MS,
   GIVE_UP_SLACK_MS,
-  HEARTBEAT_INTERVAL_MS,
-  HEARTBEAT_LIVENESS,
   encodeBody,
 } from './wire.js';
 
@@ -133,7 +131,6 @@ export class Client {
   #nextId = 0;
   #nextSeq = 0;
   #busySince = 0;
-  #lastHeartbeat = 0;
   #closed = false;
 
   /**
@@ -374,15 +371,7 @@ export class Client {
   }
 
   #tick() {
-    if (!this.#isBusy) return;
-    const t = now();
-    const silence = t - Math.max(this.#link.lastHeard, this.#busySince);
-    if (silence >= HEARTBEAT_INTERVAL_MS * HEARTBEAT_LIVENESS) {
-      this.#reconnect(`no message from the broker for ${Math.round(silence)} ms`);
-    } else if (silence >= HEARTBEAT_INTERVAL_MS && t - this.#lastHeartbeat >= HEARTBEAT_INTERVAL_MS) {
-      this.#lastHeartbeat = t;
-      this.#link.send('HEARTBEAT');
-    }
+    if (this.#isBusy) this.#link.keepAlive(this.#busySince, (reason) => this.#reconnect(reason));
   }
 
   /** A new socket with the same identity, and every outstanding body again (8.3). */
@@ -390,7 +379,6 @@ export class Client {
     if (this.#closed) return;
     this.#logger.warn(`yard: reconnecting to the broker: ${reason}`);
     this.#link.open();
-    this.#lastHeartbeat = 0;
     for (const task of this.#tasks.values()) this.#link.post('SUBMIT', task.body);
     for (const [id, task] of this.#tasks) {
       if (task.cancelRequested) this.#link.post('CANCEL', encodeBody('C', 'CANCEL', { id }));

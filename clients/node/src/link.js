@@ -5,7 +5,7 @@
 
 import { Dealer } from 'zeromq';
 
-import { MAX_BATCH, MAX_MSGSIZE, decodeMessage, header } from './wire.js';
+import { HEARTBEAT_INTERVAL_MS, HEARTBEAT_LIVENESS, MAX_BATCH, MAX_MSGSIZE, decodeMessage, header } from './wire.js';
 
 export const now = () => performance.now();
 
@@ -34,6 +34,7 @@ export class Link {
   #sending = false;
   #runs = [];
   #flushScheduled = false;
+  #lastHeartbeat = 0;
   #options;
 
   /** Monotonic time of the last message received (any message is a sign of life). */
@@ -71,7 +72,25 @@ export class Link {
     this.#socket = socket;
     this.lastHeard = now();
     this.lastSent = now();
+    this.#lastHeartbeat = 0;
     this.#receive(socket);
+  }
+
+  /**
+   * The liveness rule of a peer that waits on the broker (8.3, 8.5), run by
+   * the owner's timer while it waits: silence counts from the later of the
+   * last message heard and `since`; after one interval of it, HEARTBEAT at
+   * most once per interval; after three, `onDead(reason)`.
+   */
+  keepAlive(since, onDead) {
+    const t = now();
+    const silence = t - Math.max(this.lastHeard, since);
+    if (silence >= HEARTBEAT_INTERVAL_MS * HEARTBEAT_LIVENESS) {
+      onDead(`no message from the broker for ${Math.round(silence)} ms`);
+    } else if (silence >= HEARTBEAT_INTERVAL_MS && t - this.#lastHeartbeat >= HEARTBEAT_INTERVAL_MS) {
+      this.#lastHeartbeat = t;
+      this.send('HEARTBEAT');
+    }
   }
 
   /**

@@ -7,8 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { decode as decodeValue } from '@msgpack/msgpack';
 
 import { BrokerUnreachableError, CancelledError, InvalidError, RejectedError, WireError } from './errors.js';
-import { Link, now, quote } from './link.js';
-import { HEARTBEAT_INTERVAL_MS, HEARTBEAT_LIVENESS, MAX_EVENT_PAYLOAD, encodeBody } from './wire.js';
+import { Link, quote } from './link.js';
+import { MAX_EVENT_PAYLOAD, encodeBody } from './wire.js';
 
 const TICK_MS = 100;
 const DECODE_LIMITS = {
@@ -36,7 +36,6 @@ export class Subscription {
   #failure = null;
   #starting = null;
   #ticker = null;
-  #lastHeartbeat = 0;
   #isClosed = false;
   #markClosed;
 
@@ -146,14 +145,7 @@ export class Subscription {
   }
 
   #tick() {
-    const t = now();
-    const silence = t - this.#link.lastHeard;
-    if (silence >= HEARTBEAT_INTERVAL_MS * HEARTBEAT_LIVENESS) {
-      this.#reconnect(`no message from the broker for ${Math.round(silence)} ms`);
-    } else if (silence >= HEARTBEAT_INTERVAL_MS && t - this.#lastHeartbeat >= HEARTBEAT_INTERVAL_MS) {
-      this.#lastHeartbeat = t;
-      this.#link.send('HEARTBEAT');
-    }
+    this.#link.keepAlive(0, (reason) => this.#reconnect(reason));
   }
 
   /** A new socket (same identity), then SUBSCRIBE again (5.11 liveness). */

@@ -522,13 +522,9 @@ static int s_parse_cache(size_t i, json_t *cj, s_step_t *st)
     return 0;
 }
 
-static int s_parse_submit(s_client_t *c, size_t i, json_t *sj, s_step_t *st)
+/*  The step's "payload" string, as the bytes to send. */
+static int s_get_payload(size_t i, json_t *sj, s_step_t *st)
 {
-    const char *name;
-    json_int_t v;
-    if (s_get_str(i, sj, "as", &name) != 0 ||
-        s_get_str(i, sj, "service", &st->service) != 0)
-        return -1;
     json_t *payload = json_object_get(sj, "payload");
     if (!json_is_string(payload)) {
         s_step_fail(i, payload ? "\"payload\" must be a string"
@@ -537,6 +533,18 @@ static int s_parse_submit(s_client_t *c, size_t i, json_t *sj, s_step_t *st)
     }
     st->data = json_string_value(payload);
     st->data_len = json_string_length(payload);
+    return 0;
+}
+
+static int s_parse_submit(s_client_t *c, size_t i, json_t *sj, s_step_t *st)
+{
+    const char *name;
+    json_int_t v;
+    if (s_get_str(i, sj, "as", &name) != 0 ||
+        s_get_str(i, sj, "service", &st->service) != 0)
+        return -1;
+    if (s_get_payload(i, sj, st) != 0)
+        return -1;
     v = 0;
     if (s_get_int(i, sj, "timeout_ms", true, 0, UINT32_MAX, &v) != 0)
         return -1;
@@ -629,14 +637,8 @@ static int s_parse_step(s_client_t *c, size_t i, json_t *sj, s_step_t *st)
         st->kind = S_PUBLISH;
         if (s_get_str(i, sj, "type", &st->type) != 0)
             return -1;
-        json_t *payload = json_object_get(sj, "payload");
-        if (!json_is_string(payload)) {
-            s_step_fail(i, payload ? "\"payload\" must be a string"
-                                   : "missing \"payload\"");
+        if (s_get_payload(i, sj, st) != 0)
             return -1;
-        }
-        st->data = json_string_value(payload);
-        st->data_len = json_string_length(payload);
         v = S_PUBLISH_TIMEOUT_MS;
         if (s_get_int(i, sj, "timeout_ms", true, 0, INT_MAX, &v) != 0)
             return -1;
