@@ -118,7 +118,15 @@ class EventLoop:
         self._readers: dict[zmq.Socket, Handler] = {}
         self._calls: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._waker = _Waker()
-        self._poller.register(self._waker.reader, zmq.POLLIN)
+        # Registered by its fd: pyzmq's poll names a native socket by its fd
+        # (an int), never by the object, so that is what _iterate looks for.
+        # Missing it would leave the wake-up byte unread and every poll
+        # returning at once: a loop spinning a core from the first call_soon.
+        self._waker_fd = self._waker.reader.fileno()
+        self._poller.register(self._waker_fd, zmq.POLLIN)
+        # A wake-up byte is on its way or unread: call_soon need not send one
+        # (one byte, then, however many calls are queued before the loop looks).
+        self._woken = False
         self._running = True
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
@@ -139,7 +147,9 @@ class EventLoop:
     def call_soon(self, call: Callable[[], None]) -> None:
         """Run ``call()`` on the loop thread at its next iteration. Any thread may call this."""
         self._calls.put(call)
-        self._waker.wake()
+        if not self._woken:
+            self._woken = True
+            self._waker.wake()
 
     def stop(self) -> None:
         """Make the loop exit after the current iteration (call it on the loop thread)."""
@@ -166,8 +176,12 @@ class EventLoop:
         for sock, handler in list(self._readers.items()):
             if sock in ready:
                 self._read(sock, handler)
-        if self._waker.reader in ready:
+        if self._waker_fd in ready:
+            # Cleared after the drain (which may also read a byte sent while
+            # it ran) and before the calls are taken: a call queued after
+            # this point sends a new byte, one queued before is taken below.
             self._waker.drain()
+            self._woken = False
         self._run_calls()
         self._guard(self._tick, now)
         if self.stats is not None:
