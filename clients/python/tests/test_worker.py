@@ -195,3 +195,34 @@ def test_worker_publishes_events(broker: Broker, client: yard.Client, worker: ya
     assert (event.type, event.source, event.payload, event.meta) == \
         ("test.worker.done", "py-test", {"id": "announce-1"}, {"k": "v"})
 
+
+
+def test_inline_worker_runs_handlers_on_its_io_thread(broker: Broker, client: yard.Client,
+                                                       service_name: str) -> None:
+    """inline=True: no handler threads; outcomes are the same as with them."""
+    worker = yard.Worker(broker.endpoint, name="py-inline", capacity=16, inline=True)
+    threads: set[str] = set()
+
+    @worker.handler(service_name)
+    def handle(job: yard.Job) -> bytes:
+        threads.add(threading.current_thread().name)
+        if job.payload == b"reject":
+            raise yard.Reject("no")
+        if job.payload == b"boom":
+            raise RuntimeError("boom")
+        if job.payload == b"big":
+            return b"x" * (4 * 1024 * 1024 + 1)
+        return job.payload[::-1]
+
+    with worker:
+        assert worker.wait_registered(10)
+        results = client.batch(service_name, [b"abc%d" % i for i in range(500)])
+        assert [r.payload for r in results] == [(b"abc%d" % i)[::-1] for i in range(500)]
+        with pytest.raises(yard.InvalidError, match="no"):
+            client.call(service_name, b"reject")
+        with pytest.raises(yard.TaskError, match="boom"):
+            client.call(service_name, b"boom")
+        with pytest.raises(yard.TaskError, match="too_large"):
+            client.call(service_name, b"big")
+        assert client.call(service_name, b"still here").payload == b"ereh llits"
+    assert threads == {"yard-worker"}

@@ -6,12 +6,13 @@ import abc
 import enum
 import logging
 import os
+import queue
 import signal
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, ClassVar, Optional, Union
@@ -126,11 +127,76 @@ class _State(enum.Enum):
 
 @dataclass(eq=False)
 class _Held:
-    """A job the broker gave this connection and is owed a RESULT."""
+    """A job the broker gave this connection and is owed a RESULT.
+
+    ``started`` (a handler thread took it) and ``skipped`` (cancelled before
+    that) change under the worker's claim lock, so exactly one of the two
+    happens.
+    """
 
     job: Job
-    future: Optional[Future[None]] = None
     started: bool = False
+    skipped: bool = False
+
+
+class _HandlerThreads:
+    """Up to ``size`` handler threads, started as jobs need them, taking held
+    jobs from one queue: what a ThreadPoolExecutor does, without a Future
+    and a work item per job. A thread that finishes a job counts itself idle,
+    and a new job starts a new thread only when none is (the executor's
+    rule). Daemon threads: a handler still running when the worker has
+    stopped (past its grace period) does not keep the process alive.
+    """
+
+    def __init__(self, size: int, serve: Callable[[_Held], None]) -> None:
+        self._size = size
+        self._serve = serve
+        self._jobs: queue.SimpleQueue[Optional[_Held]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._idle = 0
+        self._closed = False
+
+    def submit(self, held: _Held) -> None:
+        """Queue a job for the next free handler thread."""
+        self._jobs.put(held)
+        with self._lock:
+            if self._closed:
+                return
+            if self._idle:
+                self._idle -= 1
+                return
+            if self._threads == self._size:
+                return
+            self._threads += 1
+            number = self._threads
+        threading.Thread(target=self._loop, name=f"yard-handler_{number}", daemon=True).start()
+
+    def close(self) -> None:
+        """Drop the jobs not started; each thread ends after its current one."""
+        with self._lock:
+            self._closed = True
+            threads = self._threads
+        try:
+            while True:
+                self._jobs.get_nowait()
+        except queue.Empty:
+            pass
+        for _ in range(threads):
+            self._jobs.put(None)
+
+    def _loop(self) -> None:
+        """One handler thread: run jobs until closed."""
+        while True:
+            held = self._jobs.get()
+            if held is None:
+                return
+            try:
+                self._serve(held)
+            except Exception:  # a bug, not the handler's failure (that is a result)
+                log.exception("unexpected error on a handler thread")
+            with self._lock:
+                self._idle += 1
 
 
 @dataclass
@@ -149,7 +215,11 @@ class Worker:
     """Serves one service: connects, registers, runs tasks, drains on stop.
 
     ``capacity`` is how many tasks it holds at once, each run on its own
-    handler thread. ``heartbeat_ms`` is how often it reports when idle; it
+    handler thread. With ``inline=True`` the handler runs on the worker's
+    I/O thread instead, one job at a time as TASKs arrive: no hand-off
+    between threads, for handlers that are quick and never block (an echo,
+    a lookup in memory); a slow one delays everything else, heartbeats
+    included. ``heartbeat_ms`` is how often it reports when idle; it
     must not exceed the broker's heartbeat interval (1000 ms by default),
     which declares a worker silent for 3 intervals lost. ``grace_ms``
     bounds a graceful stop.
@@ -163,7 +233,8 @@ class Worker:
 
     def __init__(self, endpoint: str = DEFAULT_ENDPOINT, *, name: Optional[str] = None,
                  capacity: int = 8, heartbeat_ms: int = 1000, grace_ms: int = 10_000,
-                 version: str = __version__, context: Optional[zmq.Context] = None) -> None:
+                 version: str = __version__, context: Optional[zmq.Context] = None,
+                 inline: bool = False) -> None:
         if not 1 <= capacity <= wire.MAX_CAPACITY:
             raise ValueError(f"capacity must be in 1..{wire.MAX_CAPACITY}")
         if not 1 <= heartbeat_ms <= wire.HEARTBEAT_INTERVAL_MS:
@@ -177,7 +248,13 @@ class Worker:
         self._context = context or zmq.Context()
         self._owns_context = context is None
         self._handler: Optional[Handler] = None
-        self._pool = ThreadPoolExecutor(max_workers=capacity, thread_name_prefix="yard-handler")
+        self._inline = inline
+        self._threads = _HandlerThreads(capacity, self._run)
+        self._claim = threading.Lock()  # guards _Held.started and _Held.skipped
+        # Results made on handler threads, waiting for the I/O thread; it is
+        # woken once for all that come before it looks (see _hand_over).
+        self._finished: deque[tuple[_Held, bytes]] = deque()
+        self._wake_pending = False
         stats = LoopStats()
         self._loop = EventLoop("yard-worker", self._io_tick, stats)
         self._health = Health(version, stats)
@@ -301,7 +378,7 @@ class Worker:
         """Release the I/O thread's context and the handler threads."""
         if self._loop.join(5.0) and self._owns_context and not self._context.closed:
             self._context.term()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._threads.close()
 
     def _ready_frame(self, service: str, capacity: int) -> bytes:
         """A checked READY body for ``service`` and ``capacity``."""
@@ -316,7 +393,14 @@ class Worker:
 
     def _run(self, held: _Held) -> None:
         """Run one job on a handler thread and hand its RESULT to the I/O thread."""
-        held.started = True
+        with self._claim:
+            if held.skipped:  # cancelled while queued, and answered then
+                return
+            held.started = True
+        self._hand_over(held, self._execute(held))
+
+    def _execute(self, held: _Held) -> bytes:
+        """Run one job's handler; its encoded RESULT."""
         job = held.job
         started = time.perf_counter()
         status, payload, error = wire.Status.OK, b"", ""
@@ -333,12 +417,20 @@ class Worker:
                                  error=_truncate(error),
                                  run_us=int((time.perf_counter() - started) * 1e6))
         try:
-            frame = wire.encode_checked(wire.Role.WORKER, wire.Command.RESULT, body)
+            frame = wire.encode_trusted(wire.Role.WORKER, wire.Command.RESULT, body)
         except wire.WireError as exc:
             frame = wire.encode_body(wire.Role.WORKER, wire.Command.RESULT, wire.WorkerResult(
                 job=job.handle, status=wire.Status.ERROR,
                 error=_truncate(f"the handler's result was refused: {exc}")))
-        self._loop.call_soon(lambda: self._io_finished(held, frame))
+        return frame
+
+    def _hand_over(self, held: _Held, frame: bytes) -> None:
+        """Give a RESULT to the I/O thread, waking it only if no wake-up is
+        already on its way: results made meanwhile go with the same one."""
+        self._finished.append((held, frame))
+        if not self._wake_pending:
+            self._wake_pending = True
+            self._loop.call_soon(self._io_take_finished)
 
     # ------------------------------------------------------------ loop thread
 
@@ -453,6 +545,14 @@ class Worker:
                 now - conn.last_report >= _REPORT_EVERY_INTERVALS * self._heartbeat_s:
             self._io_send_report()
 
+    def _io_take_finished(self) -> None:
+        """Take every RESULT the handler threads made so far."""
+        self._wake_pending = False  # before looking: a later one wakes us again
+        finished = self._finished
+        while finished:
+            held, frame = finished.popleft()
+            self._io_finished(held, frame)
+
     def _io_finished(self, held: _Held, frame: bytes) -> None:
         """A job's RESULT is ready: queue it, unless the job was abandoned."""
         conn = self._conn
@@ -516,7 +616,11 @@ class Worker:
             return  # a duplicate
         held = _Held(Job(task, self))
         conn.held[task.job] = held
-        held.future = self._pool.submit(self._run, held)
+        if self._inline:  # run it here and now (no other thread touches it)
+            held.started = True
+            self._io_finished(held, self._execute(held))
+        else:
+            self._threads.submit(held)
 
     def _io_on_cancel(self, conn: _Connection, frame: bytes) -> None:
         """One CANCEL body: stop a queued job at once, flag a running one."""
@@ -530,7 +634,10 @@ class Worker:
         if held is None:
             return
         held.job._cancel()
-        if held.future is not None and held.future.cancel():  # not started: answer now
+        with self._claim:
+            queued = not held.started
+            held.skipped = queued
+        if queued:  # no handler thread took it: answer now
             del conn.held[body.job]
             conn.results.append(wire.encode_body(
                 wire.Role.WORKER, wire.Command.RESULT,
