@@ -37,6 +37,7 @@ demo: build
 bench: build
 	@$(BUILD)/bin/yard-bench
 	@/usr/bin/python3 bench/http_bench.py --bin $(BUILD)/bin
+	@/usr/bin/python3 bench/lang_bench.py --bin $(BUILD)/bin
 
 format:
 	clang-format -i common/*.[ch] proto/*.[ch] broker/*.[ch] workers/*.[ch] clients/*.[ch] bench/*.[ch] tests/unit/*.c tests/fuzz/*.c tests/conformance/c/*.c

@@ -4,8 +4,9 @@
         bench_proc.c     the bench's own child processes: spawn, track,
                          stop by PID, temp dir, hard time bound, CPU time
         bench_yard.c     the Yard stack (broker + workers), tripping a
-                         circuit breaker, and the closed-loop load through
-                         the C client library
+                         circuit breaker, and the closed-loop load (or the
+                         open loop of --load-only --rate) through the C
+                         client library
         bench_proxy.c    the floor: plain zmq_proxy ROUTER/DEALER with REP
                          echo workers, and the same closed-loop load
         bench_events.c   the event bus: one publisher, N subscribers,
@@ -14,6 +15,8 @@
         bench_cache.c    the cache phase: its own redis-server, brokers
                          with yard-cache, get requests and their check,
                          and the plain Redis GET load through hiredis
+        bench_loadonly.c --load-only: the client load alone against a
+                         broker started by someone else
         bench_memory.c   broker bytes per queued task
         bench_callgrind.c broker instructions per task under callgrind
 
@@ -68,6 +71,15 @@ typedef struct {
     bool json;                /*  one JSON object on stdout              */
     bool verbose;             /*  progress on stderr                     */
     bool keep;                /*  keep the temp dir (logs, callgrind)    */
+    /*  --load-only (bench_loadonly.c): the C client load alone, against a
+        broker and workers someone else started; nothing is spawned. */
+    bool load_only;
+    char broker[64];  /*  the broker's tasks endpoint              */
+    char service[64]; /*  the service the load submits to          */
+    double rate;      /*  tasks/s offered (open loop); 0: closed    */
+    pid_t broker_pid; /*  for CPU figures (0: not reported)         */
+    pid_t worker_pids[BENCH_MAX_WORKERS]; /*  likewise, summed      */
+    uint32_t nworker_pids;
 } bench_config_t;
 
 /*  One closed-loop load: `clients` threads, each keeping `window` tasks
@@ -97,7 +109,25 @@ typedef struct {
     const void *check_arg;
     /*  Yard loads only: submit options (a cache policy), or NULL. */
     const yard_submit_opts_t *opts;
+    /*  Yard stamped echo loads only. 0: the closed loop above. Else an
+        open loop: `rate` tasks/s offered by all threads together, each
+        thread sending its share on a fixed schedule (the threads' phases
+        staggered), with at most `window` in flight per thread. The stamp
+        is the time a task was *due*, not the time it left, so a send made
+        late (a full window, a slow loop) counts in its latency: no
+        coordinated omission. Time-bound loads only. */
+    double rate;
+    /*  Time-bound loads: also sample CPU (this process, y->broker,
+        y->workers) when the measured window opens and when it closes,
+        into the result's win_cpu. */
+    bool window_cpu;
 } bench_load_t;
+
+/*  CPU time of a slice, summed into a result by bench_result_add_cpu. */
+typedef struct {
+    int64_t clients_us, server_us, workers_us;
+    int64_t system_us; /*  kernel share of the three               */
+} bench_cpu_t;
 
 /*  What one or more loads measured (rounds add up). Latency in
     microseconds. */
@@ -116,14 +146,13 @@ typedef struct {
     int64_t cpu_workers_us; /*  all echo workers together               */
     int64_t cpu_system_us;  /*  of all that, time in the kernel         */
     uint64_t cpu_tasks;     /*  replies in those slices                 */
-    yard_hist_t hist; /*  every measured reply of every round            */
+    yard_hist_t hist;    /*  every measured reply of every round            */
+    uint64_t unanswered; /*  tasks still in flight after the drain bound */
+    /*  CPU inside the measured windows only (loads with window_cpu):
+        sampled when each window opens and closes, and their length. */
+    bench_cpu_t win_cpu;
+    double win_cpu_seconds;
 } bench_result_t;
-
-/*  CPU time of a slice, summed into a result by bench_result_add_cpu. */
-typedef struct {
-    int64_t clients_us, server_us, workers_us;
-    int64_t system_us; /*  kernel share of the three               */
-} bench_cpu_t;
 
 /* ---- payload stamps (both load generators) ------------------------------ */
 
@@ -466,6 +495,16 @@ int bench_cache_prepare(const bench_yard_t *y, const bench_cache_get_t *g,
     server CPU is redis-server's. Adds to *out. 0 or -1. */
 int bench_redis_load(const bench_redis_t *r, const bench_load_t *load,
                      const bench_cache_get_t *g, bench_result_t *out);
+
+/* ---- bench_loadonly.c -------------------------------------------------- */
+
+/*  yard-bench --load-only: one load (closed loop, or open loop at
+    cfg->rate) through the C client library against cfg->broker's
+    cfg->service, one measured window of cfg->duration_s after the
+    warm-up; prints its figures (one JSON object with cfg->json). Returns
+    the exit status: 0, or 1 when a reply was wrong or missing (the
+    figures are printed all the same). */
+int bench_load_only(const bench_config_t *cfg);
 
 /* ---- bench_memory.c ---------------------------------------------------- */
 

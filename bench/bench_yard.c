@@ -17,7 +17,16 @@
     clock at the same points; the bookkeeping costs the clients a little
     more than the echo load's, which only lowers the rejection rate.
     A load of one fixed request (the cache phase's gets) goes by id the
-    same way, and its check looks at every answer. */
+    same way, and its check looks at every answer.
+
+    An open-loop load (load->rate > 0, for yard-bench --load-only --rate)
+    sends on a fixed schedule instead of on replies: each thread its share
+    of the rate, task k due at t0 + k / share, in batches of whatever is
+    due, at most `window` in flight. The stamp is the due time, so a task
+    sent late counts from when it should have left (no coordinated
+    omission). Between sends the thread takes replies without blocking and
+    sleeps at most S_OPEN_NAP_US, which bounds how late a reply is seen;
+    when the next send is further away it blocks in wait instead. */
 #include "bench.h"
 
 #include <errno.h>
@@ -27,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -38,6 +48,9 @@
 #define S_STARTS 3      /*  tries with fresh ports if a broker dies at start */
 #define S_MAX_SPECS 8   /*  --breaker specs a broker start may pass          */
 #define S_TRIP_MS 10000 /*  deadline of the task that trips a breaker */
+/*  Open loop: longest nap between looks at the socket while a send is
+    due soon (bounds how late a reply's arrival is noticed). */
+#define S_OPEN_NAP_US 100
 
 /*  The node at a dotted path of root, or NULL. */
 static json_t *s_json_at(json_t *root, const char *path)
@@ -389,6 +402,7 @@ typedef struct {
     char error[256];     /*  first failure, "" if none                  */
     char **ids;          /*  by-id loads: submit_batch's ids (window)   */
     s_sent_t *sent;      /*  by-id loads: tasks in flight (window slots) */
+    uint32_t index;      /*  0..clients-1                              */
 } s_thread_t;
 
 /*  Replies of this load carry the echoed stamp; else go by task id. */
@@ -478,6 +492,110 @@ static void s_take(s_thread_t *t, yard_reply_t *r, int64_t now)
     }
 }
 
+/*  Sleeps until the monotonic time `until_us` (no-op when past). */
+static void s_sleep_until(int64_t until_us)
+{
+    int64_t left = until_us - yard_clock_us();
+    if (left <= 0)
+        return;
+    struct timespec ts = {(time_t)(left / 1000000),
+                          (long)(left % 1000000) * 1000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !bench_stopping())
+        ;
+}
+
+/*  Takes every reply already there (at least one when `block_ms` > 0 and
+    one comes in time). False, with t->error set, on a failed wait. */
+static bool s_take_ready(s_thread_t *t, int block_ms, uint64_t *in_flight)
+{
+    yard_reply_t *r = NULL;
+    int rc = yard_client_wait(t->client, block_ms, &r);
+    while (rc == 0) {
+        s_take(t, r, yard_clock_us());
+        yard_reply_destroy(&r);
+        (*in_flight)--;
+        if (*in_flight == 0)
+            return true;
+        rc = yard_client_wait(t->client, 0, &r);
+    }
+    if (rc == YARD_E_TIMEOUT || rc == YARD_E_INTERRUPTED)
+        return true;
+    snprintf(t->error, sizeof(t->error), "wait: %s", yard_strerror(rc));
+    return false;
+}
+
+/*  The open loop of one thread (see the top of this file). bufs and
+    frames hold `window` stamped payloads. */
+static void s_open_loop(s_thread_t *t, uint8_t *bufs, yard_frame_t *frames)
+{
+    const bench_load_t *load = t->load;
+    bench_tally_t *tl = &t->tally;
+    uint32_t window = load->window;
+    double interval = 1e6 * load->clients / load->rate; /*  us per task  */
+    /*  Staggered: thread i starts i / clients of an interval later. */
+    double t0 = (double)t->start_us + interval * t->index / load->clients;
+    uint64_t k = 0, in_flight = 0;
+    int64_t drain_until = 0;
+    bool stopping = false;
+    for (;;) {
+        int64_t now = yard_clock_us();
+        int64_t due = (int64_t)(t0 + interval * (double)k);
+        if (!stopping) {
+            /*  Everything due by now, as far as the window allows. */
+            uint32_t n = 0;
+            while (n < window - in_flight && due <= now) {
+                bench_stamp(bufs + (size_t)n * load->payload, k, due);
+                n++;
+                k++;
+                due = (int64_t)(t0 + interval * (double)k);
+            }
+            if (n > 0) {
+                int rc = yard_client_submit_batch(t->client, t->y->service,
+                                                  frames, n, load->opts, NULL);
+                if (rc != 0) {
+                    snprintf(t->error, sizeof(t->error), "submit_batch: %s",
+                             yard_strerror(rc));
+                    return;
+                }
+                in_flight += n;
+            }
+            /*  Tasks due after the measured window are not sent. */
+            if (due >= tl->measure_to_us || bench_stopping()) {
+                stopping = true;
+                drain_until = now + (int64_t)BENCH_DRAIN_MS * 1000;
+            }
+        }
+        if (stopping) {
+            if (in_flight == 0)
+                return;
+            if (yard_clock_us() >= drain_until) {
+                t->unanswered = in_flight;
+                return;
+            }
+            if (!s_take_ready(t, 100, &in_flight))
+                return;
+            continue;
+        }
+        /*  Until the next send: block when it is far or the window is
+            full (a reply is then what lets it go), else look and nap. */
+        now = yard_clock_us();
+        int64_t gap = in_flight == window ? INT64_MAX : due - now;
+        if (in_flight == 0) {
+            s_sleep_until(due); /*  nothing to take meanwhile */
+        } else if (gap >= 2000) {
+            int64_t ms = gap == INT64_MAX ? 100 : gap / 1000 - 1;
+            if (!s_take_ready(t, (int)ms, &in_flight))
+                return;
+        } else {
+            if (!s_take_ready(t, 0, &in_flight))
+                return;
+            if (gap > 0)
+                s_sleep_until(now +
+                              (gap < S_OPEN_NAP_US ? gap : S_OPEN_NAP_US));
+        }
+    }
+}
+
 static void *s_thread_main(void *arg)
 {
     s_thread_t *t = arg;
@@ -500,6 +618,10 @@ static void *s_thread_main(void *arg)
         frames[i].data =
             load->request ? load->request : bufs + (size_t)i * load->payload;
         frames[i].len = load->request ? load->request_len : load->payload;
+    }
+    if (load->rate > 0) {
+        s_open_loop(t, bufs, frames);
+        goto out;
     }
     bench_tally_t *tl = &t->tally;
     uint64_t seq = 0, submitted = 0, in_flight = 0;
@@ -596,6 +718,7 @@ int bench_yard_load(const bench_yard_t *y, const bench_load_t *load,
             goto done;
         }
         ts[i].quota = load->tasks / nc + (i < load->tasks % nc ? 1 : 0);
+        ts[i].index = i;
     }
     bench_cpu_t cpu0, cpu1;
     bench_cpu_sample(&cpu0, y->broker, y->workers, y->nworkers);
@@ -619,6 +742,16 @@ int bench_yard_load(const bench_yard_t *y, const bench_load_t *load,
             break;
         }
     }
+    /*  CPU inside the measured window, when asked for: sampled by this
+        thread while the load threads run. */
+    bench_cpu_t win0, win1;
+    bool win = load->window_cpu && !load->tasks && started == nc;
+    if (win) {
+        s_sleep_until(start + load->warmup_us);
+        bench_cpu_sample(&win0, y->broker, y->workers, y->nworkers);
+        s_sleep_until(start + load->warmup_us + load->duration_us);
+        bench_cpu_sample(&win1, y->broker, y->workers, y->nworkers);
+    }
     for (uint32_t i = 0; i < started; i++)
         pthread_join(tids[i], NULL);
     bench_cpu_sample(&cpu1, y->broker, y->workers, y->nworkers);
@@ -641,6 +774,14 @@ int bench_yard_load(const bench_yard_t *y, const bench_load_t *load,
                                  : (double)load->duration_us / 1e6;
     bench_result_add_cpu(out, &cpu0, &cpu1, all);
     bench_result_add(out, hist, completed, errors, seconds);
+    out->unanswered += unanswered;
+    if (win) {
+        out->win_cpu.clients_us += win1.clients_us - win0.clients_us;
+        out->win_cpu.server_us += win1.server_us - win0.server_us;
+        out->win_cpu.workers_us += win1.workers_us - win0.workers_us;
+        out->win_cpu.system_us += win1.system_us - win0.system_us;
+        out->win_cpu_seconds += (double)load->duration_us / 1e6;
+    }
     if (errors || unanswered) {
         fprintf(stderr,
                 "yard-bench: yard load failed: %llu bad replies, %llu "

@@ -117,7 +117,28 @@ static void s_usage(FILE *out)
         "  --help              this text\n"
         "\n"
         "yard-broker, yard-worker and yard-cache are taken from this "
-        "binary's\ndirectory.\n",
+        "binary's\ndirectory.\n"
+        "\n"
+        "load-only mode: yard-bench --load-only --broker EP --service S "
+        "[options]\n"
+        "\n"
+        "Runs only the C client load against a broker (and workers) already\n"
+        "running, starts nothing, and prints tasks/s, p50/p99, tasks and\n"
+        "errors (with --json one object: tasks_per_s, p50_us, p99_us,\n"
+        "tasks, errors, and more). One measured window of --duration seconds\n"
+        "after a 0.5 s warm-up. Exit status 1 when a reply was wrong or\n"
+        "missing. --clients, --window, --payload, --duration, --json and\n"
+        "--verbose apply; the flags of the full run do not.\n"
+        "  --load-only         this mode\n"
+        "  --broker EP         the broker's tasks endpoint (required)\n"
+        "  --service S         the service to load; its workers must echo\n"
+        "                      (required)\n"
+        "  --rate R            open loop: R tasks/s offered in all, sent on\n"
+        "                      a fixed schedule, at most --window in flight\n"
+        "                      per client; latency counts from when a task\n"
+        "                      was due (default: closed loop)\n"
+        "  --broker-pid PID    report the broker's CPU over the window\n"
+        "  --worker-pid PID    and the workers' (repeatable, summed)\n",
         BENCH_MAX_WINDOW, BENCH_MIN_PAYLOAD, BENCH_MAX_PAYLOAD,
         BENCH_EVENT_WINDOW, BENCH_EVENT_BATCH, BENCH_EVENT_MAX_WINDOW);
 }
@@ -127,6 +148,14 @@ static int s_bad(const char *flag, const char *value)
     fprintf(stderr, "yard-bench: invalid value for %s: '%s' (see --help)\n",
             flag, value ? value : "");
     return 2;
+}
+
+/*  The word of argv that named the option getopt_long just returned
+    ("--rounds" of "--rounds 3", or "--rounds=3"). */
+static const char *s_flag_word(char **argv, int next)
+{
+    const char *word = argv[next - 1];
+    return optarg && optarg == word && next >= 2 ? argv[next - 2] : word;
 }
 
 /*  Flags into cfg. Returns -1 to go on, else an exit status. */
@@ -152,6 +181,12 @@ static int s_parse(int argc, char **argv, bench_config_t *cfg)
         O_VERBOSE,
         O_KEEP,
         O_HELP,
+        O_LOAD_ONLY, /*  from here on: load-only mode's own flags    */
+        O_BROKER,
+        O_SERVICE,
+        O_RATE,
+        O_BROKER_PID,
+        O_WORKER_PID,
     };
     static const struct option options[] = {
         {"clients", required_argument, NULL, O_CLIENTS},
@@ -173,12 +208,46 @@ static int s_parse(int argc, char **argv, bench_config_t *cfg)
         {"verbose", no_argument, NULL, O_VERBOSE},
         {"keep", no_argument, NULL, O_KEEP},
         {"help", no_argument, NULL, O_HELP},
+        {"load-only", no_argument, NULL, O_LOAD_ONLY},
+        {"broker", required_argument, NULL, O_BROKER},
+        {"service", required_argument, NULL, O_SERVICE},
+        {"rate", required_argument, NULL, O_RATE},
+        {"broker-pid", required_argument, NULL, O_BROKER_PID},
+        {"worker-pid", required_argument, NULL, O_WORKER_PID},
         {NULL, 0, NULL, 0},
     };
     int opt;
     opterr = 0;
+    /*  A flag of one mode given in the other is refused (named here). */
+    const char *full_flag = NULL, *load_flag = NULL;
+    uint32_t pid;
     /*  "+": no argument permutation, so a stray word is reported. */
     while ((opt = getopt_long(argc, argv, "+", options, NULL)) != -1) {
+        switch (opt) {
+        case O_WORKERS:
+        case O_ROUNDS:
+        case O_NO_BREAKER:
+        case O_NO_CACHE:
+        case O_NO_EVENTS:
+        case O_EVENT_WINDOW:
+        case O_MEM_TASKS:
+        case O_NO_MEMORY:
+        case O_CG_TASKS:
+        case O_CALLGRIND:
+        case O_NO_CALLGRIND:
+        case O_KEEP:
+            full_flag = s_flag_word(argv, optind);
+            break;
+        case O_BROKER:
+        case O_SERVICE:
+        case O_RATE:
+        case O_BROKER_PID:
+        case O_WORKER_PID:
+            load_flag = s_flag_word(argv, optind);
+            break;
+        default:
+            break;
+        }
         switch (opt) {
         case O_CLIENTS:
             if (yard_parse_u32(optarg, 1, BENCH_MAX_CLIENTS, &cfg->clients))
@@ -248,6 +317,34 @@ static int s_parse(int argc, char **argv, bench_config_t *cfg)
         case O_HELP:
             s_usage(stdout);
             return 0;
+        case O_LOAD_ONLY:
+            cfg->load_only = true;
+            break;
+        case O_BROKER:
+            if (!*optarg || strlen(optarg) >= sizeof(cfg->broker))
+                return s_bad("--broker", optarg);
+            snprintf(cfg->broker, sizeof(cfg->broker), "%s", optarg);
+            break;
+        case O_SERVICE:
+            if (!*optarg || strlen(optarg) >= sizeof(cfg->service))
+                return s_bad("--service", optarg);
+            snprintf(cfg->service, sizeof(cfg->service), "%s", optarg);
+            break;
+        case O_RATE:
+            if (yard_parse_double(optarg, 1, 10000000, &cfg->rate))
+                return s_bad("--rate", optarg);
+            break;
+        case O_BROKER_PID:
+            if (yard_parse_u32(optarg, 1, INT_MAX, &pid))
+                return s_bad("--broker-pid", optarg);
+            cfg->broker_pid = (pid_t)pid;
+            break;
+        case O_WORKER_PID:
+            if (yard_parse_u32(optarg, 1, INT_MAX, &pid) ||
+                cfg->nworker_pids == BENCH_MAX_WORKERS)
+                return s_bad("--worker-pid", optarg);
+            cfg->worker_pids[cfg->nworker_pids++] = (pid_t)pid;
+            break;
         default:
             if (optopt >= O_CLIENTS)
                 fprintf(stderr,
@@ -265,6 +362,22 @@ static int s_parse(int argc, char **argv, bench_config_t *cfg)
     if (optind < argc) {
         fprintf(stderr, "yard-bench: unexpected argument '%s' (see --help)\n",
                 argv[optind]);
+        return 2;
+    }
+    if (cfg->load_only && full_flag) {
+        fprintf(stderr,
+                "yard-bench: %s is not a flag of --load-only (see --help)\n",
+                full_flag);
+        return 2;
+    }
+    if (!cfg->load_only && load_flag) {
+        fprintf(stderr, "yard-bench: %s needs --load-only (see --help)\n",
+                load_flag);
+        return 2;
+    }
+    if (cfg->load_only && (!cfg->broker[0] || !cfg->service[0])) {
+        fprintf(stderr, "yard-bench: --load-only needs --broker and --service "
+                        "(see --help)\n");
         return 2;
     }
     return -1;
@@ -1116,6 +1229,8 @@ int main(int argc, char **argv)
     if (status >= 0)
         return status;
     bench_set_verbose(cfg.verbose);
+    if (cfg.load_only)
+        return bench_load_only(&cfg);
 
     char path[PATH_MAX], valgrind[PATH_MAX];
     const char *needed[] = {"yard-broker", "yard-worker"};
