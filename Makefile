@@ -4,7 +4,8 @@
 #               build, then once more under ASan+UBSan with clang, which
 #               also runs the libFuzzer targets for a bounded time)
 #   make bench  run yard-bench against the plain ZeroMQ proxy, then the
-#               admin API under wrk (bench/http_bench.py)
+#               admin API under wrk (bench/http_bench.py), then the Python
+#               and Node clients and workers (bench/lang_bench.py)
 JOBS ?= 2
 BUILD ?= build
 SAN_BUILD ?= build-san
