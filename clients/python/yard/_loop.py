@@ -53,6 +53,20 @@ def read_error(frame: bytes) -> Optional[tuple[wire.ErrorBody, str]]:
     return body, f"{printable(body.code)}: {printable(body.message)}"
 
 
+def read_command(frames: list[bytes], where: str = "from the broker") -> Optional[wire.Command]:
+    """The command of a message from the broker, or None after logging one
+    whose header is bad or whose sender is not the broker (never answered)."""
+    try:
+        role, command = wire.parse_header(frames)
+    except wire.WireError as exc:
+        log.warning("discarding a message %s: %s", where, exc)
+        return None
+    if role is not wire.Role.BROKER:
+        log.warning("discarding %s from role %s", command.name, chr(role))
+        return None
+    return command
+
+
 def reconnect_delay(attempt: int) -> float:
     """Seconds to wait before reconnect attempt ``attempt`` (1 first), PROTOCOL.md 8.2."""
     base_ms = min(5000, 100 * 2 ** min(attempt - 1, 16))

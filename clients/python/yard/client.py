@@ -18,7 +18,8 @@ from typing import Any, Optional, Union
 import zmq
 
 from . import wire
-from ._loop import DISCONNECT_LINGER_MS, INTERVAL_S, LIVENESS_S, EventLoop, dealer, read_error
+from ._loop import (DISCONNECT_LINGER_MS, INTERVAL_S, LIVENESS_S, EventLoop, dealer, read_command,
+                    read_error)
 from .errors import (
     BrokerUnreachableError,
     CancelledError,
@@ -457,14 +458,10 @@ class Client:
     def _io_on_message(self, frames: list[bytes]) -> None:
         """Dispatch one message from the broker."""
         self._last_heard = time.monotonic()
-        try:
-            role, command = wire.parse_header(frames)
-        except wire.WireError as exc:
-            log.warning("discarding a message from the broker: %s", exc)
+        command = read_command(frames)
+        if command is None:
             return
-        if role is not wire.Role.BROKER:
-            log.warning("discarding %s from role %s", command.name, chr(role))
-        elif command is wire.Command.RESULT:
+        if command is wire.Command.RESULT:
             for frame in frames[1:]:
                 self._io_on_result(frame)
         elif command is wire.Command.HEARTBEAT:

@@ -16,7 +16,8 @@ import msgpack
 import zmq
 
 from . import wire
-from ._loop import DISCONNECT_LINGER_MS, INTERVAL_S, LIVENESS_S, EventLoop, dealer, read_error
+from ._loop import (DISCONNECT_LINGER_MS, INTERVAL_S, LIVENESS_S, EventLoop, dealer, read_command,
+                    read_error)
 from .errors import BrokerUnreachableError, CancelledError, TimeoutError, YardError
 
 log = logging.getLogger("yard")
@@ -246,14 +247,10 @@ class Subscription(Iterator[Event]):
     def _io_on_message(self, frames: list[bytes]) -> None:
         """Dispatch one message from the events endpoint."""
         self._last_heard = time.monotonic()
-        try:
-            role, command = wire.parse_header(frames)
-        except wire.WireError as exc:
-            log.warning("discarding a message on the events endpoint: %s", exc)
+        command = read_command(frames, "on the events endpoint")
+        if command is None:
             return
-        if role is not wire.Role.BROKER:
-            log.warning("discarding %s from role %s", command.name, chr(role))
-        elif command is wire.Command.PUBLISH:
+        if command is wire.Command.PUBLISH:
             for frame in frames[1:]:
                 self._io_on_event(frame)
         elif command is wire.Command.HEARTBEAT:

@@ -21,7 +21,7 @@ import zmq
 
 from . import wire
 from ._health import Health, LoopStats
-from ._loop import (DISCONNECT_LINGER_MS, LIVENESS_S, EventLoop, dealer, read_error,
+from ._loop import (DISCONNECT_LINGER_MS, LIVENESS_S, EventLoop, dealer, read_command, read_error,
                     reconnect_delay)
 from ._version import __version__
 from .client import DEFAULT_ENDPOINT
@@ -566,13 +566,8 @@ class Worker:
         conn = self._conn
         assert conn is not None
         conn.last_heard = time.monotonic()
-        try:
-            role, command = wire.parse_header(frames)
-        except wire.WireError as exc:
-            log.warning("discarding a message from the broker: %s", exc)
-            return
-        if role is not wire.Role.BROKER:
-            log.warning("discarding %s from role %s", command.name, chr(role))
+        command = read_command(frames)
+        if command is None:
             return
         if command is wire.Command.ERROR:
             self._io_on_error(frames[1])
