@@ -187,16 +187,19 @@ class EventLoop:
         started = time.monotonic()
         ready = dict(self._poller.poll(TICK_MS))
         now = time.monotonic()
-        for sock, handler in list(self._readers.items()):
-            if sock in ready:
-                self._read(sock, handler)
         if self._waker_fd in ready:
             # Cleared after the drain (which may also read a byte sent while
             # it ran) and before the calls are taken: a call queued after
             # this point sends a new byte, one queued before is taken below.
             self._waker.drain()
             self._woken = False
+        # Calls before messages: a call queued before a message arrived
+        # (a submit, say) must be in place when that message is handled
+        # (an ERROR that ends every task must find it).
         self._run_calls()
+        for sock, handler in list(self._readers.items()):
+            if sock in ready:
+                self._read(sock, handler)
         self._guard(self._tick, now)
         if self.stats is not None:
             lag = 0.0 if ready else now - started - TICK_MS / 1000
